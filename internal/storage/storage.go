@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"time"
 )
 
@@ -74,3 +75,18 @@ func IsPermanent(err error) bool {
 
 // ErrLocked is wrapped by Delete errors caused by object lock / retention.
 var ErrLocked = errors.New("object is under retention lock")
+
+// Options are what every storage backend's New takes besides its Config.
+type Options struct {
+	// Logger for retries and degraded operation; nil discards.
+	Logger *slog.Logger
+	// Dir resolves relative paths in the config (CA files, keys, known_hosts).
+	Dir string
+	// Prune selects the backend's prune credentials (prune_credentials) when
+	// configured: only prune deletes, and it may use stronger credentials
+	// than backup runs, which need only list/read/write.
+	Prune bool
+	// Env is the process environment, for backends that follow a standard
+	// credential chain (AWS_ACCESS_KEY_ID, ...). Nil means none.
+	Env func(string) (string, bool)
+}
