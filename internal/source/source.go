@@ -75,6 +75,9 @@ type TargetInfo struct {
 	Exists, Empty bool
 	// Identity is the target's identity in Meta.Identity's terms, when known.
 	Identity string
+	// IsSource is set when writing the target would overwrite the data the
+	// source itself backs up (the same file, a folder holding it).
+	IsSource bool
 	// Describe names the target in words for confirmations ("database shop
 	// on server 7310…", "folder /srv/restore (12 entries)").
 	Describe string
@@ -92,8 +95,11 @@ type Restorer interface {
 	// Snapshot returns a Source reading target, used to take a safety backup
 	// of a target before it is overwritten.
 	Snapshot(target string) (Source, error)
-	// ManualRestore returns shell commands that restore, with standard
-	// tools, a plaintext dump arriving on stdin into target.
+	// ManualRestore returns shell commands, run in order, that restore a
+	// plaintext dump into target with standard tools. The one command that
+	// reads the dump from standard input starts with "| " (lifeboat puts the
+	// decrypt and decompress pipeline in front of it), for example
+	// {"createdb restored", "| pg_restore --no-owner -d restored"}.
 	ManualRestore(target string, meta *Meta) []string
 }
 
