@@ -13,8 +13,8 @@ import (
 
 // Schedule is a parsed schedule. The zero value is not usable; use [Parse].
 type Schedule struct {
-	text  string        // as written
-	body  string        // without a CRON_TZ= prefix
+	text  string // as written
+	body  string // without a CRON_TZ= prefix
 	loc   *time.Location
 	every time.Duration // > 0 for "every D"
 	spec  *cron.SpecSchedule
