@@ -31,7 +31,7 @@ type view struct {
 
 type sourceRow struct {
 	Name, Status, Backups, Size, Change, Newest string
-	Bad                                         bool
+	Bad, Idle                                   bool
 }
 
 type failureRow struct{ When, Source, What string }
@@ -78,10 +78,11 @@ func (s *Summary) view() view {
 	}
 	at := func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04 MST") }
 	v := view{Counts: s.counts(), Problems: s.Problems}
-	v.Title = fmt.Sprintf("Lifeboat summary for %s until %s", config.FormatDuration(s.Until.Sub(s.From)), at(s.Until))
+	v.Title = "Lifeboat summary"
 	if s.Host != "" {
-		v.Title += " (" + s.Host + ")"
+		v.Title += ", " + s.Host
 	}
+	v.Title += fmt.Sprintf(": the %s up to %s", period(s.Until.Sub(s.From)), at(s.Until))
 	for i := range s.Sources {
 		src := &s.Sources[i]
 		row := sourceRow{Name: src.Name, Status: string(src.Status), Backups: fmt.Sprint(src.Backups),
@@ -93,6 +94,7 @@ func (s *Summary) view() view {
 			row.Status = strings.ToUpper(row.Status)
 			row.Bad = true
 		}
+		row.Idle = src.Status == Idle
 		if src.Size > 0 {
 			row.Size = Bytes(src.Size)
 			row.Change = change(src.Size, src.PrevSize)
@@ -111,9 +113,9 @@ func (s *Summary) view() view {
 		d := drillRow{Source: src.Name, Result: "none", When: "-", Detail: "never drilled"}
 		if dr := src.Drill; dr != nil {
 			d.When = at(dr.Finished)
-			d.Result, d.Detail = "ok", "restored in "+Age(dr.RTO)
+			d.Result, d.Detail = "ok", "restored in "+exact(dr.RTO)
 			if dr.RTOTarget > 0 {
-				d.Detail += " (RTO " + Age(dr.RTOTarget) + ")"
+				d.Detail += " (RTO " + exact(dr.RTOTarget) + ")"
 			}
 			if dr.OverTarget {
 				d.Result, d.Bad = "SLOW", true
@@ -241,6 +243,27 @@ func Age(d time.Duration) string {
 		return fmt.Sprintf("%dh%dm", h, m)
 	}
 	return config.FormatDuration(d.Round(time.Hour))
+}
+
+// exact prints a measured duration to the second ("1m3s", "15m", "2h").
+func exact(d time.Duration) string {
+	s := d.Round(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// period prints the summary's length: hours up to three days ("24h"), then
+// days ("7d").
+func period(d time.Duration) string {
+	if d <= 72*time.Hour && d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", int(d/time.Hour))
+	}
+	return config.FormatDuration(d)
 }
 
 // change prints the relative change from prev to cur.
