@@ -37,7 +37,9 @@ type withSpace struct {
 	free int64
 }
 
-func (s withSpace) Space(context.Context) (storage.Space, error) { return storage.Space{Free: s.free}, nil }
+func (s withSpace) Space(context.Context) (storage.Space, error) {
+	return storage.Space{Free: s.free}, nil
+}
 
 // plain hides the local store's SpaceReporter, like object storage.
 type plain struct{ storage.Storage }
