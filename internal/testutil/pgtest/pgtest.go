@@ -370,8 +370,9 @@ func (s *Server) CreateRole(t testing.TB, name, password string, attrs ...string
 	s.Exec(t, "postgres", sql)
 }
 
-// SchemaDump returns `pg_dump --schema-only` of db, with comments and blank
-// lines removed so that dumps of different databases compare equal.
+// SchemaDump returns `pg_dump --schema-only` of db, with comments, blank
+// lines and psql's \restrict lines (a random key per dump) removed so that
+// dumps of different databases compare equal.
 func (s *Server) SchemaDump(t testing.TB, db string) string {
 	t.Helper()
 	cmd := exec.Command(s.Bin("pg_dump"), "--schema-only", "--no-password", "--dbname="+s.DSN(db))
@@ -388,7 +389,8 @@ func (s *Server) SchemaDump(t testing.TB, db string) string {
 	}
 	var keep []string
 	for _, line := range strings.Split(string(out), "\n") {
-		if line == "" || strings.HasPrefix(line, "--") {
+		if line == "" || strings.HasPrefix(line, "--") || strings.HasPrefix(line, `\restrict`) ||
+			strings.HasPrefix(line, `\unrestrict`) {
 			continue
 		}
 		keep = append(keep, line)
@@ -397,3 +399,33 @@ func (s *Server) SchemaDump(t testing.TB, db string) string {
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Strings runs a query returning one column in db as the superuser and
+// returns its values as text (NULL as "<nil>").
+func (s *Server) Strings(t testing.TB, db, sql string, args ...any) []string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.URL(db))
+	if err != nil {
+		t.Fatalf("pgtest: connect to %s: %v", db, err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		t.Fatalf("pgtest: query in %s: %v\n%s", db, err, sql)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var v *string
+		if err := r.Scan(&v); err != nil {
+			return "", err
+		}
+		if v == nil {
+			return "<nil>", nil
+		}
+		return *v, nil
+	})
+	if err != nil {
+		t.Fatalf("pgtest: query in %s: %v\n%s", db, err, sql)
+	}
+	return out
+}

@@ -1,0 +1,366 @@
+package postgres
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lifeboat-backup/lifeboat/internal/source"
+)
+
+// customMagic starts every pg_dump custom-format archive.
+const customMagic = "PGDMP"
+
+// targetParams reads a restore target: a postgres:// URL naming a database,
+// or a bare database name on the source's own server. A URL may carry a
+// password (it stays in memory and reaches tools as PGPASSWORD); without one
+// the source's password is used when the target is the same server and user,
+// else ~/.pgpass or PGPASSFILE.
+func (s *Source) targetParams(target string) (params, error) {
+	if !strings.Contains(target, "://") {
+		if target == "" || strings.ContainsAny(target, "= /") {
+			return params{}, fmt.Errorf("restore target %q: give a database name or a postgres://USER@HOST:PORT/DATABASE url", target)
+		}
+		return s.p.withDB(target), nil
+	}
+	p, err := paramsFromURL(target)
+	if err != nil {
+		return p, fmt.Errorf("restore target: %w", err)
+	}
+	if p.db() == "" {
+		return p, errors.New("restore target url names no database: end it with /DATABASE")
+	}
+	if p.password == "" && p.kv["user"] == s.p.kv["user"] && p.where() == s.p.where() {
+		p.password = s.p.password
+	}
+	return p, nil
+}
+
+// Inspect implements source.Restorer. A database that does not exist has no
+// identity yet: there is nothing to overwrite.
+func (s *Source) Inspect(ctx context.Context, target string) (source.TargetInfo, error) {
+	p, err := s.targetParams(target)
+	if err != nil {
+		return source.TargetInfo{}, err
+	}
+	db := p.db()
+	conn, err := p.connectMaintenance(ctx, s.d.Env)
+	if err != nil {
+		return source.TargetInfo{}, err
+	}
+	si, err := readServerInfo(ctx, conn)
+	if err != nil {
+		conn.Close(ctx)
+		return source.TargetInfo{}, err
+	}
+	var exists bool
+	err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)", db).Scan(&exists)
+	conn.Close(ctx)
+	if err != nil {
+		return source.TargetInfo{}, fmt.Errorf("look for database %q on %s: %w", db, p.where(), err)
+	}
+	where := fmt.Sprintf("database %q on %s (PostgreSQL %s, system %s)", db, p.where(), si.shortVersion(), si.sysID)
+	if !exists {
+		return source.TargetInfo{Exists: false, Empty: true, Describe: where + ": does not exist, will be created"}, nil
+	}
+	tconn, err := p.connect(ctx, s.d.Env)
+	if err != nil {
+		return source.TargetInfo{}, err
+	}
+	defer tconn.Close(ctx)
+	tsi, err := readServerInfo(ctx, tconn)
+	if err != nil {
+		return source.TargetInfo{}, err
+	}
+	var objects, tables, size int64
+	err = tconn.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema')
+		+ (SELECT count(*) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+			WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema')
+		+ (SELECT count(*) FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+			WHERE t.typtype IN ('e', 'd', 'r', 'm') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema')
+		+ (SELECT count(*) FROM pg_catalog.pg_namespace n
+			WHERE n.nspname !~ '^pg_' AND n.nspname NOT IN ('information_schema', 'public'))
+		+ (SELECT count(*) FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'),
+		(SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind IN ('r', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'),
+		pg_catalog.pg_database_size(current_database())`).Scan(&objects, &tables, &size)
+	if err != nil {
+		return source.TargetInfo{}, fmt.Errorf("inspect database %q on %s: %w", db, p.where(), err)
+	}
+	info := source.TargetInfo{Exists: true, Empty: objects == 0, Identity: tsi.identity()}
+	if info.Empty {
+		info.Describe = where + ": exists and is empty"
+	} else {
+		info.Describe = fmt.Sprintf("%s: exists with %d tables (%d objects, %s)", where, tables, objects, humanBytes(size))
+	}
+	return info, nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// Restore implements source.Restorer. It creates the target database when
+// missing, then replays the dump: a custom archive with pg_restore
+// --no-owner --exit-on-error (in parallel when jobs > 1, which needs the
+// archive in a seekable temporary file), plain SQL with psql in one
+// transaction, stopping at the first error. The globals part is replayed
+// with psql into the maintenance database; roles that already exist are
+// not an error.
+func (s *Source) Restore(ctx context.Context, r io.Reader, target string, meta *source.Meta) error {
+	p, err := s.targetParams(target)
+	if err != nil {
+		return err
+	}
+	env := p.env(s.d.Env)
+	if s.globals || meta != nil && (meta.Part == GlobalsPart || meta.Extra["pg_format"] == GlobalsPart) {
+		return s.restoreGlobals(ctx, r, p, env)
+	}
+	if err := s.createDB(ctx, p, meta); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, err := br.Peek(len(customMagic))
+	if err != nil && len(head) == 0 {
+		if err == io.EOF {
+			return errors.New("restore: the dump is empty")
+		}
+		return fmt.Errorf("restore: read dump: %w", err)
+	}
+	if string(head) == customMagic {
+		return s.pgRestore(ctx, br, p, env, meta)
+	}
+	psql, err := findTool("psql", s.binDir)
+	if err != nil {
+		return err
+	}
+	args := []string{"-X", "--quiet", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+		"--dbname=" + p.conninfo()}
+	if err := source.Run(ctx, source.Command{Path: psql, Args: args, BaseEnv: env, Stdin: br}); err != nil {
+		return fmt.Errorf("restore SQL into database %q on %s: %w", p.db(), p.where(), err)
+	}
+	return nil
+}
+
+// createDB creates the target database unless it exists, from template0 so
+// that nothing of template1 gets in the way of the dump's objects.
+func (s *Source) createDB(ctx context.Context, p params, meta *source.Meta) error {
+	conn, err := p.connectMaintenance(ctx, s.d.Env)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)", p.db()).Scan(&exists); err != nil {
+		return fmt.Errorf("look for database %q on %s: %w", p.db(), p.where(), err)
+	}
+	if exists {
+		return nil
+	}
+	create := "CREATE DATABASE " + pgx.Identifier{p.db()}.Sanitize() + " TEMPLATE template0"
+	if meta != nil && meta.Extra["encoding"] != "" {
+		// The source's encoding, when the server's locale allows it.
+		if _, err := conn.Exec(ctx, create+" ENCODING "+quoteLiteral(meta.Extra["encoding"])); err == nil {
+			return nil
+		}
+	}
+	if _, err := conn.Exec(ctx, create); err != nil {
+		return fmt.Errorf("create database %q on %s: %w", p.db(), p.where(), err)
+	}
+	return nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// jobs is the pg_restore parallelism.
+func (s *Source) jobs() int {
+	if s.cfg.Jobs > 0 {
+		return s.cfg.Jobs
+	}
+	return runtime.NumCPU()
+}
+
+func (s *Source) pgRestore(ctx context.Context, r io.Reader, p params, env []string, meta *source.Meta) error {
+	tool, err := findTool("pg_restore", s.binDir)
+	if err != nil {
+		return err
+	}
+	args := []string{"--no-password", "--no-owner", "--exit-on-error", "--dbname=" + p.conninfo()}
+	cmd := source.Command{Path: tool, BaseEnv: env}
+	if jobs := s.jobs(); jobs > 1 {
+		// Parallel pg_restore seeks in the archive: stage it on disk, 0600,
+		// removed whatever happens.
+		f, err := os.CreateTemp("", "lifeboat-pgrestore-*.dump")
+		if err != nil {
+			return fmt.Errorf("restore: make temporary file for parallel pg_restore: %w (set jobs: 1 to stream instead)", err)
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
+			return fmt.Errorf("restore: stage dump in %s: %w", f.Name(), err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("restore: stage dump in %s: %w", f.Name(), err)
+		}
+		cmd.Args = append(args, "--jobs="+strconv.Itoa(jobs), f.Name())
+	} else {
+		cmd.Args, cmd.Stdin = args, r
+	}
+	if err := source.Run(ctx, cmd); err != nil {
+		err = fmt.Errorf("restore into database %q on %s: %w", p.db(), p.where(), err)
+		return s.explainRestoreFailure(ctx, err, tool, env, meta)
+	}
+	return nil
+}
+
+// explainRestoreFailure adds the likely reason when pg_restore is older than
+// the pg_dump that wrote the archive.
+func (s *Source) explainRestoreFailure(ctx context.Context, err error, tool string, env []string, meta *source.Meta) error {
+	if meta == nil || meta.ToolVersions["pg_dump"] == "" {
+		return err
+	}
+	dumpVer, dumpMajor, ok := parseVersion(meta.ToolVersions["pg_dump"])
+	if !ok {
+		return err
+	}
+	ver, major, verr := toolVersion(context.WithoutCancel(ctx), tool, env)
+	if verr != nil {
+		return err
+	}
+	if vr := checkVersion(major, VersionError{Tool: "pg_restore", ToolVersion: ver, Path: tool,
+		Of: "the pg_dump " + dumpVer + " that wrote the dump", Verb: "read", NeedMajor: dumpMajor}); vr != nil {
+		return fmt.Errorf("%w (%v)", err, vr)
+	}
+	return err
+}
+
+// restoreGlobals replays pg_dumpall --globals-only output. psql goes on past
+// errors here, because the roles of a server usually partly exist (the
+// superuser itself at least); errors other than "already exists" are
+// reported afterwards.
+func (s *Source) restoreGlobals(ctx context.Context, r io.Reader, p params, env []string) error {
+	psql, err := findTool("psql", s.binDir)
+	if err != nil {
+		return err
+	}
+	conn, err := p.connectMaintenance(ctx, s.d.Env)
+	if err != nil {
+		return err
+	}
+	db := conn.Config().Database
+	conn.Close(ctx)
+	stderr := &boundedBuffer{max: 1 << 20}
+	args := []string{"-X", "--quiet", "--no-password", "--dbname=" + p.withDB(db).conninfo()}
+	if err := source.Run(ctx, source.Command{Path: psql, Args: args, BaseEnv: env, Stdin: r, Stderr: stderr}); err != nil {
+		return fmt.Errorf("restore roles and tablespaces on %s: %w", p.where(), err)
+	}
+	var bad []string
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(line, "ERROR:") && !strings.Contains(line, "already exists") {
+			bad = append(bad, strings.TrimSpace(line))
+		}
+	}
+	if len(bad) > 0 {
+		n := len(bad)
+		if len(bad) > 5 {
+			bad = bad[:5]
+		}
+		return fmt.Errorf("restore roles and tablespaces on %s: %d statements failed: %s", p.where(), n, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+type boundedBuffer struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *boundedBuffer) String() string { return b.buf.String() }
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Snapshot implements source.Restorer: a source dumping the whole target
+// database in the custom format, for the safety backup taken before the
+// target is overwritten.
+func (s *Source) Snapshot(target string) (source.Source, error) {
+	p, err := s.targetParams(target)
+	if err != nil {
+		return nil, err
+	}
+	cfg := Config{Database: p.db(), Format: "custom", BinDir: s.cfg.BinDir, Jobs: s.cfg.Jobs}
+	return &Source{cfg: cfg, d: s.d, p: p, binDir: s.binDir}, nil
+}
+
+// ManualRestore implements source.Restorer: standard commands that restore
+// the plaintext dump arriving on stdin into target. Passwords are left to
+// the tools' prompt, PGPASSWORD or ~/.pgpass.
+func (s *Source) ManualRestore(target string, meta *source.Meta) []string {
+	p, err := s.targetParams(target)
+	if err != nil {
+		p = s.p.withDB(target)
+	}
+	var prefix string
+	if m := p.kv["sslmode"]; m != "" {
+		prefix = "PGSSLMODE=" + source.ShellQuote(m) + " "
+	}
+	var conn []string
+	for _, f := range []struct{ flag, key string }{{"-h", "host"}, {"-p", "port"}, {"-U", "user"}} {
+		if v := p.kv[f.key]; v != "" {
+			conn = append(conn, f.flag, source.ShellQuote(v))
+		}
+	}
+	cmd := func(tool string, args ...string) string {
+		return prefix + tool + " " + strings.Join(append(append([]string(nil), conn...), args...), " ")
+	}
+	format := s.cfg.format()
+	if meta != nil && meta.Extra["pg_format"] != "" {
+		format = meta.Extra["pg_format"]
+	}
+	if s.globals || format == GlobalsPart || meta != nil && meta.Part == GlobalsPart {
+		return []string{cmd("psql", "-X", "-d", "postgres")}
+	}
+	db := source.ShellQuote(p.db())
+	createdb := cmd("createdb", "-T", "template0", db)
+	if format == "plain" {
+		return []string{createdb, cmd("psql", "-X", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", db)}
+	}
+	return []string{createdb, cmd("pg_restore", "--no-owner", "--exit-on-error", "-d", db)}
+}
