@@ -16,6 +16,7 @@
 package catalog
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -133,11 +134,16 @@ func SafeHost(h string) string {
 
 // Encode returns the manifest as indented JSON.
 func (m *Manifest) Encode() ([]byte, error) {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
+	// People read manifests (they hold the manual restore commands): no
+	// HTML escaping of <, > and &.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(m); err != nil {
 		return nil, err
 	}
-	return append(b, '\n'), nil
+	return buf.Bytes(), nil
 }
 
 // Decode parses a manifest and checks the fields every reader relies on.

@@ -183,7 +183,7 @@ func (r *Runner) backupPart(ctx context.Context, b Backup, p source.Part) report
 	for _, rc := range r.Recipients {
 		m.RecipientFingerprints = append(m.RecipientFingerprints, agestage.Fingerprint(rc))
 	}
-	m.RestoreCommands = r.manualRestore(b, p.Source, m)
+	m.RestoreCommands = ManualRestore(r.IdentityHint, p.Source, m, PlaceholderTarget(b.Type, format))
 	if r.Checks != nil && b.Checks != nil {
 		m.Checks = r.Checks(b.Checks, m, prev)
 		for _, c := range m.Checks {
@@ -266,8 +266,8 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// placeholderTarget is the target named in a manifest's manual commands.
-func placeholderTarget(typ, format string) string {
+// PlaceholderTarget is the target named in a manifest's manual commands.
+func PlaceholderTarget(typ, format string) string {
 	switch {
 	case typ == "postgres":
 		return "postgresql://localhost/restored"
@@ -279,21 +279,21 @@ func placeholderTarget(typ, format string) string {
 	return "restored"
 }
 
-// manualRestore writes the commands that restore m with standard tools.
-func (r *Runner) manualRestore(b Backup, src source.Source, m *catalog.Manifest) []string {
-	id := r.IdentityHint
-	if id == "" {
-		id = "KEY_FILE"
+// ManualRestore returns the commands that restore m into target with
+// standard tools, given the identity file path to name in them.
+func ManualRestore(identity string, src source.Source, m *catalog.Manifest, target string) []string {
+	if identity == "" {
+		identity = "KEY_FILE"
 	}
 	cmds := []string{
 		fmt.Sprintf("echo '%s  %s' | sha256sum -c -", m.SHA256, m.Artifact),
 	}
-	chain := []string{}
+	var chain []string
 	// Undo the stages in reverse order.
 	for i := len(m.Stages) - 1; i >= 0; i-- {
 		switch m.Stages[i] {
 		case "age":
-			chain = append(chain, "age -d -i "+source.ShellQuote(id))
+			chain = append(chain, "age -d -i "+source.ShellQuote(identity))
 		case "zst":
 			chain = append(chain, "zstd -d")
 		}
@@ -303,17 +303,15 @@ func (r *Runner) manualRestore(b Backup, src source.Source, m *catalog.Manifest)
 		first = chain[0] + " " + source.ShellQuote(m.Artifact)
 		chain = chain[1:]
 	}
-	rs, ok := src.(source.Restorer)
-	if !ok {
-		return append(cmds, strings.Join(append([]string{first}, chain...), " | ")+" > "+source.ShellQuote(m.Artifact+".plain"))
-	}
 	pipe := strings.Join(append([]string{first}, chain...), " | ")
 	piped := false
-	for _, c := range rs.ManualRestore(placeholderTarget(b.Type, m.Format), &m.Meta) {
-		if rest, ok := strings.CutPrefix(c, "| "); ok && !piped {
-			c, piped = pipe+" | "+rest, true
+	if rs, ok := src.(source.Restorer); ok {
+		for _, c := range rs.ManualRestore(target, &m.Meta) {
+			if rest, ok := strings.CutPrefix(c, "| "); ok && !piped {
+				c, piped = pipe+" | "+rest, true
+			}
+			cmds = append(cmds, c)
 		}
-		cmds = append(cmds, c)
 	}
 	if !piped {
 		cmds = append(cmds, pipe+" > "+source.ShellQuote(m.Artifact+".plain"))

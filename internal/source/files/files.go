@@ -63,6 +63,22 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Describe says what the source is, for `lifeboat explain`.
+func (c *Config) Describe(dir string) string {
+	var ps []string
+	for _, p := range c.Paths {
+		ps = append(ps, config.Abs(dir, p))
+	}
+	s := "files in " + strings.Join(ps, ", ") + " (as tar: modes, times and links kept)"
+	if len(c.Include) > 0 {
+		s += "; only " + strings.Join(c.Include, ", ")
+	}
+	if len(c.Exclude) > 0 {
+		s += "; skipping " + strings.Join(c.Exclude, ", ")
+	}
+	return s
+}
+
 // Source is a set of paths.
 type Source struct {
 	cfg   Config

@@ -45,6 +45,11 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Describe says what the source is, for `lifeboat explain`.
+func (c *Config) Describe(dir string) string {
+	return "SQLite database " + config.Abs(dir, c.Path) + ", a consistent snapshot taken while it stays online"
+}
+
 // Source is a SQLite database file.
 type Source struct {
 	cfg  Config

@@ -31,6 +31,11 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Describe says what the storage is, for `lifeboat explain`.
+func (c *Config) Describe(dir string) string {
+	return "a folder on this machine, " + config.Abs(dir, c.Path)
+}
+
 // Store is a folder. Objects are files below Root; an object in progress is
 // a hidden ".*.part" temp file, never listed.
 type Store struct {

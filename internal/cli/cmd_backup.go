@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-backup/lifeboat/internal/catalog"
+	"github.com/lifeboat-backup/lifeboat/internal/job"
+	"github.com/lifeboat-backup/lifeboat/internal/report"
+)
+
+type backupOptions struct {
+	tags   []string
+	dryRun bool
+	json   bool
+	// metricsFile, when set, is written in node_exporter textfile format.
+	metricsFile string
+}
+
+func newBackupCommand(app *App) *cobra.Command {
+	var opts backupOptions
+	cmd := &cobra.Command{
+		Use:   "backup [SOURCE...]",
+		Short: "Back up sources now (all when none is named)",
+		Long: `Backup runs the named sources (every source when none is named), each in one
+streaming pass: dump -> compression -> encryption -> SHA-256 -> every storage of
+the source at once. A backup is listed only once its manifest, written last,
+exists. The ids of committed backups are printed. When a source fails the
+others still run, and the exit status is non-zero.` + "\n" + exitStatusHelp,
+		Example: `  lifeboat backup
+  lifeboat backup app-db --tag pre-migration
+  lifeboat backup --dry-run`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBackup(cmd.Context(), opts, args, app)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&opts.tags, "tag", nil, "tag the backups (repeatable), e.g. pre-deploy")
+	f.BoolVar(&opts.dryRun, "dry-run", false, "say what would be backed up, where, and do nothing")
+	f.BoolVar(&opts.json, "json", false, "print the run report as JSON")
+	f.StringVar(&opts.metricsFile, "metrics-file", "", "write Prometheus metrics to this file (node_exporter textfile format)")
+	return cmd
+}
+
+// writeMetricsFile is set by the metrics wiring; nil means unsupported.
+var writeMetricsFile func(path string, run *report.Run) error
+
+func runBackup(ctx context.Context, opts backupOptions, names []string, app *App) error {
+	s, err := app.loadSetup()
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		names = s.Cfg.SourceNames
+		if len(names) == 0 {
+			return &UserError{Msg: "no sources configured in " + s.Cfg.File, Hint: "add one under sources: (see `lifeboat init`)", Code: ExitUsage}
+		}
+	}
+	for _, t := range opts.tags {
+		if !tagRE.MatchString(t) {
+			return usageErr("use lowercase letters, digits, - and _", "tag %q is not allowed", t)
+		}
+	}
+	for _, n := range names {
+		if _, err := s.SourceConfig(n); err != nil {
+			return err
+		}
+	}
+	if opts.dryRun {
+		for _, n := range names {
+			sc := s.Cfg.Sources[n]
+			app.Printf("would back up %s (%s) to %s\n", n, describe(sc.Spec, sc.Type, s.Cfg.Dir), strings.Join(sc.Storages, ", "))
+		}
+		return nil
+	}
+	run := s.BackupRun(ctx, names, opts.tags)
+	if opts.metricsFile != "" {
+		if writeMetricsFile == nil {
+			return &UserError{Msg: "--metrics-file is not supported by this build"}
+		}
+		if err := writeMetricsFile(opts.metricsFile, run); err != nil {
+			app.Logger().Error("write metrics file", "err", err)
+		}
+	}
+	if opts.json {
+		b, _ := json.MarshalIndent(run, "", "  ")
+		app.Printf("%s\n", b)
+	} else {
+		printBackupRun(app, run)
+	}
+	return runErr(ctx, run)
+}
+
+// BackupRun backs up the named sources one after another and returns the run
+// report. It is what the daemon and `lifeboat backup` both call.
+func (s *Setup) BackupRun(ctx context.Context, names, tags []string) *report.Run {
+	runner := s.Runner()
+	run := &report.Run{ID: catalog.NewID(), Kind: report.Backup, Host: s.App.Hostname, Started: s.App.Now()}
+	for _, n := range names {
+		if ctx.Err() != nil {
+			run.Items = append(run.Items, report.Item{Source: n, Status: report.Skipped, Error: "interrupted"})
+			continue
+		}
+		run.Items = append(run.Items, s.backupSource(ctx, runner, n, tags)...)
+	}
+	if s.progress != nil {
+		s.progress.done()
+	}
+	run.Finished = s.App.Now()
+	run.Summarize()
+	return run
+}
+
+func (s *Setup) backupSource(ctx context.Context, runner *job.Runner, name string, tags []string) []report.Item {
+	fail := func(err error) []report.Item {
+		return []report.Item{{Source: name, Status: report.Failed, Started: s.App.Now(), Finished: s.App.Now(), Error: err.Error()}}
+	}
+	src, sc, err := s.Source(name)
+	if err != nil {
+		return fail(err)
+	}
+	sts, err := s.SourceStorages(ctx, sc)
+	if err != nil {
+		return fail(err)
+	}
+	return runner.Backup(ctx, job.Backup{
+		Name: name, Type: sc.Type, Source: src, Stages: s.EncodeStages(sc), Storages: sts,
+		Tags: append(append([]string(nil), sc.Tags...), tags...), Checks: sc.Checks, Hooks: sc.Hooks, Dir: s.Cfg.Dir,
+	})
+}
+
+func printBackupRun(app *App, run *report.Run) {
+	for _, it := range run.Items {
+		name := it.Source
+		if it.Part != "" {
+			name += "/" + it.Part
+		}
+		switch it.Status {
+		case report.OK, report.Suspect, report.Partial:
+			app.Printf("%s: committed backup %s (%s stored, %s before compression) to %s\n", name, it.BackupID,
+				humanBytes(it.StoredSize), humanBytes(it.PlainSize), okStorages(it))
+			if it.Status != report.OK {
+				app.Printf("%s: %s: %s\n", name, strings.ToUpper(string(it.Status)), it.Error)
+			}
+		case report.Skipped:
+			app.Printf("%s: skipped (%s)\n", name, it.Error)
+		default:
+			app.Printf("%s: FAILED, nothing committed: %s\n", name, it.Error)
+		}
+		for _, w := range it.Warnings {
+			app.Printf("%s: warning: %s\n", name, w)
+		}
+	}
+}
+
+func okStorages(it report.Item) string {
+	var ok []string
+	for _, s := range it.Storages {
+		if s.OK {
+			ok = append(ok, s.Storage)
+		}
+	}
+	return strings.Join(ok, ", ")
+}
+
+// runErr turns a run's status into the command's error and exit code.
+func runErr(ctx context.Context, run *report.Run) error {
+	var failed []string
+	for _, it := range run.Items {
+		if it.Status == report.Failed || it.Status == report.Partial || it.Status == report.Suspect {
+			failed = append(failed, it.Source)
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return &UserError{Msg: "interrupted; nothing half-written was committed", Code: ExitInterrupted}
+	case run.Status == report.Failed:
+		return &UserError{Msg: fmt.Sprintf("%s failed: %s", run.Kind, strings.Join(failed, ", ")), Hint: "the lines above say why; fix it and run again", Code: ExitFailed}
+	case run.Status == report.Partial:
+		return &UserError{Msg: fmt.Sprintf("%s only partly stored: %s", run.Kind, strings.Join(failed, ", ")), Hint: "a storage failed; `lifeboat copy` can replicate once it is back", Code: ExitPartial}
+	case run.Status == report.Suspect:
+		return &UserError{Msg: "backup stored but suspect: " + strings.Join(failed, ", "), Hint: "a backup-time check failed; look at the data before trusting this backup", Code: ExitFailed}
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/lifeboat-backup/lifeboat/internal/config"
+	"github.com/lifeboat-backup/lifeboat/internal/source"
+	"github.com/lifeboat-backup/lifeboat/internal/source/files"
+	"github.com/lifeboat-backup/lifeboat/internal/source/sqlite"
+	"github.com/lifeboat-backup/lifeboat/internal/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/storage/local"
+)
+
+// sourceKind builds one type of source.
+type sourceKind struct {
+	spec func() config.Spec
+	open func(spec config.Spec, d source.Deps) (source.Source, error)
+}
+
+// storageKind builds one type of storage.
+type storageKind struct {
+	spec func() config.Spec
+	open func(ctx context.Context, name string, spec config.Spec, opt storage.Options) (storage.Storage, error)
+}
+
+// The one place backends are listed. Adding a backend is one entry here.
+func sourceKinds() map[string]sourceKind {
+	return map[string]sourceKind{
+		"sqlite": {
+			spec: func() config.Spec { return &sqlite.Config{} },
+			open: func(s config.Spec, d source.Deps) (source.Source, error) { return sqlite.New(s.(*sqlite.Config), d) },
+		},
+		"files": {
+			spec: func() config.Spec { return &files.Config{} },
+			open: func(s config.Spec, d source.Deps) (source.Source, error) { return files.New(s.(*files.Config), d) },
+		},
+	}
+}
+
+func storageKinds() map[string]storageKind {
+	return map[string]storageKind{
+		"local": {
+			spec: func() config.Spec { return &local.Config{} },
+			open: func(ctx context.Context, name string, s config.Spec, opt storage.Options) (storage.Storage, error) {
+				return local.New(name, config.Abs(opt.Dir, s.(*local.Config).Path))
+			},
+		},
+	}
+}
+
+// notifierKinds returns the notifier types; see notify wiring.
+func notifierKinds() map[string]func() config.Spec {
+	return map[string]func() config.Spec{}
+}
+
+func configRegistry() config.Registry {
+	reg := config.Registry{Sources: map[string]func() config.Spec{}, Storages: map[string]func() config.Spec{}, Notifiers: notifierKinds()}
+	for k, v := range sourceKinds() {
+		reg.Sources[k] = v.spec
+	}
+	for k, v := range storageKinds() {
+		reg.Storages[k] = v.spec
+	}
+	return reg
+}
