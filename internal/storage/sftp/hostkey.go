@@ -40,23 +40,36 @@ func (e *HostKeyError) KnownHostsLine() string {
 	return knownhosts.Line([]string{knownhosts.Normalize(e.Host)}, e.Key)
 }
 
-func (e *HostKeyError) Error() string {
+func (e *HostKeyError) Error() string { return e.Summary() + "; " + e.Hint() }
+
+// Summary says what is wrong, in one line.
+func (e *HostKeyError) Summary() string {
 	offered := e.Key.Type() + " " + e.Fingerprint()
 	switch {
 	case e.Revoked:
-		return fmt.Sprintf("host key of %s is revoked in %s (server offered %s): do not connect; ask the server's admin for its new key", e.Host, e.Source, offered)
-	case len(e.Want) == 0 && e.Source == "host_key":
-		return fmt.Sprintf("host key of %s is not the pinned host_key (server offered %s)", e.Host, offered)
+		return fmt.Sprintf("host key of %s is marked @revoked in %s (server offered %s)", e.Host, e.Source, offered)
+	case e.Source == "host_key":
+		return fmt.Sprintf("host key of %s is not the pinned host_key %s (server offered %s)", e.Host, strings.Join(e.Want, ""), offered)
 	case len(e.Want) == 0:
-		return fmt.Sprintf("host key of %s is unknown: %s has no entry for it (server offered %s); "+
-			"check that fingerprint with the server's admin (`ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub` on the server), "+
-			"then add this line to %s:\n%s\nor set `host_key: %s`",
-			e.Host, e.Source, offered, keyFileType(e.Key), e.Source, e.KnownHostsLine(), e.Fingerprint())
+		return fmt.Sprintf("host key of %s is unknown: %s has no entry for it (server offered %s)", e.Host, e.Source, offered)
 	}
-	return fmt.Sprintf("host key of %s does not match %s: server offered %s but %s is expected; "+
-		"someone may be intercepting the connection, or the server was reinstalled: check with the server's admin before changing anything; "+
-		"if the new key is right, replace the entry with this line:\n%s",
-		e.Host, e.Source, offered, strings.Join(e.Want, " or "), e.KnownHostsLine())
+	return fmt.Sprintf("host key of %s does not match %s: server offered %s but %s is expected", e.Host, e.Source, offered, strings.Join(e.Want, " or "))
+}
+
+// Hint says what to do, with the exact known_hosts line.
+func (e *HostKeyError) Hint() string {
+	switch {
+	case e.Revoked:
+		return "do not connect: ask the server's admin for its new key"
+	case e.Source == "host_key":
+		return fmt.Sprintf("someone may be intercepting the connection, or the server was reinstalled: check with the server's admin; "+
+			"if %s is the server's new key, set `host_key: %s`", e.Fingerprint(), e.Fingerprint())
+	case len(e.Want) == 0:
+		return fmt.Sprintf("check that fingerprint with the server's admin (`ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub` on the server), "+
+			"then add this line to %s:\n%s\nor set `host_key: %s`", keyFileType(e.Key), e.Source, e.KnownHostsLine(), e.Fingerprint())
+	}
+	return "someone may be intercepting the connection, or the server was reinstalled: check with the server's admin before changing anything; " +
+		"if the new key is right, replace the old entry with this line:\n" + e.KnownHostsLine()
 }
 
 func keyFileType(k ssh.PublicKey) string {

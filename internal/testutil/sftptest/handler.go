@@ -36,7 +36,9 @@ func (h *handler) writable() error {
 
 // Fileread opens a file for reading.
 func (h *handler) Fileread(r *pkgsftp.Request) (io.ReaderAt, error) {
-	return h.s.root.Open(rel(r.Filepath))
+	f, err := h.s.root.Open(rel(r.Filepath))
+	h.s.count("Get", err)
+	return f, err
 }
 
 // Filewrite opens (and maybe creates) a file for writing.
@@ -59,6 +61,7 @@ func (h *handler) Filewrite(r *pkgsftp.Request) (io.WriterAt, error) {
 		flag |= os.O_EXCL
 	}
 	f, err := h.s.root.OpenFile(rel(r.Filepath), flag, 0o600)
+	h.s.count("Put", err)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +86,12 @@ func (w *writer) Close() error { return w.f.Close() }
 
 // Filecmd handles the commands that change the tree.
 func (h *handler) Filecmd(r *pkgsftp.Request) error {
+	err := h.filecmd(r)
+	h.s.count(r.Method, err)
+	return err
+}
+
+func (h *handler) filecmd(r *pkgsftp.Request) error {
 	if r.Method != "Setstat" && r.Method != "Remove" && r.Method != "Rmdir" {
 		if err := h.writable(); err != nil {
 			return err
@@ -170,7 +179,9 @@ func (h *handler) PosixRename(r *pkgsftp.Request) error {
 	if err := h.writable(); err != nil {
 		return err
 	}
-	return h.s.root.Rename(rel(r.Filepath), rel(r.Target))
+	err := h.s.root.Rename(rel(r.Filepath), rel(r.Target))
+	h.s.count("PosixRename", err)
+	return err
 }
 
 // StatVFS reports the served folder's file system (statvfs@openssh.com).
@@ -185,6 +196,7 @@ func (h *handler) StatVFS(r *pkgsftp.Request) (*pkgsftp.StatVFS, error) {
 	if err := syscall.Statfs(h.s.Root, &st); err != nil {
 		return nil, err
 	}
+	h.s.count("StatVFS", nil)
 	return &pkgsftp.StatVFS{
 		Bsize:   uint64(st.Bsize),
 		Frsize:  uint64(st.Frsize),

@@ -69,6 +69,7 @@ type Server struct {
 	sshConfig  *ssh.ServerConfig
 	failWrites atomic.Bool
 	logins     atomic.Int64
+	calls      sync.Map // method name -> *atomic.Int64
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -237,6 +238,24 @@ func (s *Server) FailWrites(fail bool) { s.failWrites.Store(fail) }
 
 // Logins returns how many SSH logins succeeded so far (to see reconnects).
 func (s *Server) Logins() int64 { return s.logins.Load() }
+
+// Calls returns how many requests of an SFTP method succeeded so far:
+// "Link" (hardlink@openssh.com), "PosixRename", "Rename", "StatVFS",
+// "Remove", "Mkdir", "Put" (open for writing), "Get" (open for reading).
+func (s *Server) Calls(method string) int64 {
+	if v, ok := s.calls.Load(method); ok {
+		return v.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+func (s *Server) count(method string, err error) {
+	if err != nil {
+		return
+	}
+	v, _ := s.calls.LoadOrStore(method, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
 
 // CloseConns drops every open connection, as a network cut or server restart
 // would. New connections are still accepted.
