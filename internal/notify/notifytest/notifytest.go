@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/internal/catalog"
+	"github.com/lifeboat-backup/lifeboat/internal/config"
 	"github.com/lifeboat-backup/lifeboat/internal/notify"
 	"github.com/lifeboat-backup/lifeboat/internal/report"
+	"github.com/lifeboat-backup/lifeboat/internal/storage/local"
 	"github.com/lifeboat-backup/lifeboat/internal/summary"
 )
 
@@ -62,6 +64,39 @@ func firstDiff(want, got string) string {
 		}
 	}
 	return ""
+}
+
+// sourceSpec is a source type for test configs; it has a secret so that
+// redaction of source secrets can be tested.
+type sourceSpec struct {
+	Path     string        `yaml:"path"`
+	Password config.Secret `yaml:"password"`
+}
+
+func (*sourceSpec) Validate() error { return nil }
+
+// Config parses a config file for a test. Besides the given notifier types
+// it knows a source type "test" (keys path, password) and the storage type
+// "local". env holds the environment for ${env:...} references. A missing
+// encryption section gets a fixed recipient.
+func Config(t testing.TB, yaml string, env map[string]string, notifiers map[string]func() config.Spec) *config.Config {
+	t.Helper()
+	if !strings.Contains(yaml, "encryption:") {
+		yaml = "encryption:\n  recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]\n" + yaml
+	}
+	reg := config.Registry{
+		Sources:   map[string]func() config.Spec{"test": func() config.Spec { return &sourceSpec{} }},
+		Storages:  map[string]func() config.Spec{"local": func() config.Spec { return &local.Config{} }},
+		Notifiers: notifiers,
+	}
+	cfg, err := config.Parse("lifeboat.yaml", t.TempDir(), []byte(yaml), reg, func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatalf("config:\n%v", err)
+	}
+	return cfg
 }
 
 // T0 is the fixtures' reference time: 2026-11-21 03:00 UTC.
