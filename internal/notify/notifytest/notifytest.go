@@ -4,6 +4,8 @@ package notifytest
 
 import (
 	"bytes"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,6 +66,16 @@ func firstDiff(want, got string) string {
 		}
 	}
 	return ""
+}
+
+// Logger logs to the test's output and, when also is not nil, to also
+// (to check what was logged).
+func Logger(t testing.TB, also io.Writer) *slog.Logger {
+	var w io.Writer = t.Output()
+	if also != nil {
+		w = io.MultiWriter(w, also)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // sourceSpec is a source type for test configs; it has a secret so that
