@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	agestage "github.com/lifeboat-backup/lifeboat/internal/pipeline/age"
 
 	"github.com/lifeboat-backup/lifeboat/internal/config"
 	"github.com/lifeboat-backup/lifeboat/internal/source"
@@ -54,7 +55,8 @@ func notifierKinds() map[string]func() config.Spec {
 }
 
 func configRegistry() config.Registry {
-	reg := config.Registry{Sources: map[string]func() config.Spec{}, Storages: map[string]func() config.Spec{}, Notifiers: notifierKinds()}
+	reg := config.Registry{Sources: map[string]func() config.Spec{}, Storages: map[string]func() config.Spec{}, Notifiers: notifierKinds(),
+		Recipient: func(r string) error { _, err := agestage.ParseRecipient(r); return err }}
 	for k, v := range sourceKinds() {
 		reg.Sources[k] = v.spec
 	}

@@ -45,7 +45,7 @@ func (cfg *Config) check(c *collector, env Env) {
 			resolveSecrets(cfg, c, env, base+".drill", src.Drill)
 		}
 		if len(src.Storages) == 0 {
-			at(base, cfg.storageHint(), "source %q has no storages: add `storages: [NAME]` to it or to defaults", name)
+			c.ps = append(c.ps, Problem{Pos: src.Pos, Msg: fmt.Sprintf("source %q has no storages: add `storages: [NAME]` to it or to defaults", name), Hint: cfg.storageHint()})
 		}
 		for i, s := range src.Storages {
 			if _, ok := cfg.Storages[s]; !ok {

@@ -28,6 +28,8 @@ type Registry struct {
 	Sources   map[string]func() Spec
 	Storages  map[string]func() Spec
 	Notifiers map[string]func() Spec
+	// Recipient validates an encryption recipient; nil skips the check.
+	Recipient func(string) error
 }
 
 // Config is a loaded, validated configuration file.
@@ -110,7 +112,7 @@ type Daemon struct {
 
 type fileDoc struct {
 	Encryption Encryption     `yaml:"encryption"`
-	Defaults   SourceCommon   `yaml:"defaults"`
+	Defaults   map[string]any `yaml:"defaults"`
 	Storages   map[string]any `yaml:"storages"`
 	Sources    map[string]any `yaml:"sources"`
 	Notifiers  map[string]any `yaml:"notifiers"`
@@ -158,7 +160,19 @@ func Parse(name, dir string, data []byte, reg Registry, env Env) (*Config, error
 		c.yamlErr(err, root)
 		return nil, c.ps
 	}
-	cfg.Encryption, cfg.Defaults, cfg.Summary, cfg.Daemon = doc.Encryption, doc.Defaults, doc.Summary, doc.Daemon
+	cfg.Encryption, cfg.Summary, cfg.Daemon = doc.Encryption, doc.Summary, doc.Daemon
+	if n := sectionNode(root, "defaults"); n != nil {
+		if err := yaml.NodeToValue(n, &cfg.Defaults, yaml.Strict()); err != nil {
+			c.yamlErr(err, n)
+		}
+	}
+	if reg.Recipient != nil {
+		for i, r := range cfg.Encryption.Recipients {
+			if err := reg.Recipient(r); err != nil {
+				c.node(lookup(root, fmt.Sprintf("encryption.recipients[%d]", i)), "a recipient is an age public key (age1...) or an ssh public key line", "%v", err)
+			}
+		}
+	}
 	cfg.Encryption.Identity = expandHome(cfg.Encryption.Identity, env)
 
 	for _, kv := range section(root, "storages") {
@@ -202,6 +216,12 @@ func Parse(name, dir string, data []byte, reg Registry, env Env) (*Config, error
 
 	cfg.check(c, env)
 	if len(c.ps) > 0 {
+		slices.SortStableFunc(c.ps, func(a, b Problem) int {
+			if a.Pos.Line != b.Pos.Line {
+				return a.Pos.Line - b.Pos.Line
+			}
+			return a.Pos.Column - b.Pos.Column
+		})
 		return nil, c.ps
 	}
 	return cfg, nil
@@ -213,6 +233,20 @@ func (c *collector) pos(n ast.Node) Position {
 		p.Line, p.Column = tk.Position.Line, tk.Position.Column
 	}
 	return p
+}
+
+// sectionNode returns the value node of a top-level key.
+func sectionNode(root ast.Node, key string) ast.Node {
+	m, ok := root.(*ast.MappingNode)
+	if !ok {
+		return nil
+	}
+	for _, kv := range m.Values {
+		if kv.Key.String() == key {
+			return kv.Value
+		}
+	}
+	return nil
 }
 
 // section returns the entries of a top-level mapping such as `sources:`.

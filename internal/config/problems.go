@@ -108,6 +108,12 @@ func (c *collector) yamlErr(err error, fallback ast.Node) {
 			hint = "check the spelling; `lifeboat init` writes a commented example of every key"
 		case strings.Contains(msg, "cannot unmarshal"):
 			msg, hint = rewordTypeError(msg)
+		case strings.Contains(msg, "where sequence is expected"):
+			msg, hint = "wrong type: expected a list", "write [a, b] or one `- item` per line"
+		case strings.Contains(msg, "where mapping is expected"):
+			msg, hint = "wrong type: expected a mapping of keys", "write `key: value` lines indented below it"
+		case strings.HasPrefix(msg, "secrets are not written"):
+			hint = "for example password: ${env:DB_PASSWORD}"
 		}
 		c.at(ye.GetToken(), hint, "%s", msg)
 		return

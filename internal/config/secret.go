@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/goccy/go-yaml/ast"
 	"log/slog"
 	"os"
 	"strings"
@@ -26,14 +27,14 @@ type Secret struct {
 // NewSecret returns a resolved secret; for tests and programmatic configs.
 func NewSecret(value string) Secret { return Secret{ref: "(given)", value: value} }
 
-func (s *Secret) UnmarshalYAML(unmarshal func(any) error) error {
-	var ref string
-	if err := unmarshal(&ref); err != nil {
+func (s *Secret) UnmarshalYAML(n ast.Node) error {
+	ref, err := scalar(n)
+	if err != nil {
 		return err
 	}
 	ref = strings.TrimSpace(ref)
 	if !strings.HasPrefix(ref, "${") || !strings.HasSuffix(ref, "}") {
-		return fmt.Errorf("secrets are not written in the config file: use ${env:NAME}, ${file:PATH} or ${dotenv:PATH:NAME}")
+		return positioned(n, fmt.Errorf("secrets are not written in the config file: use ${env:NAME}, ${file:PATH} or ${dotenv:PATH:NAME}"))
 	}
 	s.ref = ref
 	return nil

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
 	"strconv"
 	"strings"
 	"time"
@@ -38,14 +40,14 @@ func ParseDuration(s string) (time.Duration, error) {
 	return total + d, nil
 }
 
-func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
-	var s string
-	if err := unmarshal(&s); err != nil {
+func (d *Duration) UnmarshalYAML(n ast.Node) error {
+	s, err := scalar(n)
+	if err != nil {
 		return err
 	}
 	v, err := ParseDuration(s)
 	if err != nil {
-		return err
+		return positioned(n, err)
 	}
 	*d = Duration(v)
 	return nil
@@ -94,14 +96,14 @@ func ParseSize(s string) (int64, error) {
 	return int64(f * mult), nil
 }
 
-func (z *Size) UnmarshalYAML(unmarshal func(any) error) error {
-	var s string
-	if err := unmarshal(&s); err != nil {
+func (z *Size) UnmarshalYAML(n ast.Node) error {
+	s, err := scalar(n)
+	if err != nil {
 		return err
 	}
 	v, err := ParseSize(s)
 	if err != nil {
-		return err
+		return positioned(n, err)
 	}
 	*z = Size(v)
 	return nil
@@ -110,15 +112,35 @@ func (z *Size) UnmarshalYAML(unmarshal func(any) error) error {
 // Percent is a percentage written as "20%" (or 20). It holds 20 for "20%".
 type Percent float64
 
-func (p *Percent) UnmarshalYAML(unmarshal func(any) error) error {
-	var s string
-	if err := unmarshal(&s); err != nil {
+func (p *Percent) UnmarshalYAML(n ast.Node) error {
+	s, err := scalar(n)
+	if err != nil {
 		return err
 	}
 	f, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), "%"), 64)
 	if err != nil || f < 0 {
-		return fmt.Errorf("%q is not a percentage such as 20%%", s)
+		return positioned(n, fmt.Errorf("%q is not a percentage such as 20%%", s))
 	}
 	*p = Percent(f)
 	return nil
+}
+
+// scalar returns the text of a scalar node, or a positioned error for a
+// list or mapping.
+func scalar(n ast.Node) (string, error) {
+	switch n.Type() {
+	case ast.MappingType, ast.SequenceType:
+		return "", positioned(n, fmt.Errorf("expected a single value, got a %s", strings.ToLower(strings.TrimSuffix(n.Type().String(), "Type"))))
+	}
+	var s string
+	if err := yaml.NodeToValue(n, &s); err != nil {
+		return strings.TrimSpace(n.String()), nil
+	}
+	return s, nil
+}
+
+// positioned attaches n's position to err, so the loader reports it at the
+// value rather than at the enclosing section.
+func positioned(n ast.Node, err error) error {
+	return &yaml.SyntaxError{Message: err.Error(), Token: n.GetToken()}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lifeboat-backup/lifeboat/internal/catalog"
 	"github.com/lifeboat-backup/lifeboat/internal/config"
@@ -125,8 +126,7 @@ func (r *Runner) backupPart(ctx context.Context, b Backup, p source.Part) report
 		format += "." + s.Name()
 		stageNames = append(stageNames, s.Name())
 	}
-	artifact := catalog.ArtifactName(r.Host, start, b.Name, p.Name, format)
-	key := catalog.ArtifactKey(b.Name, artifact)
+	artifact, key := freeName(ctx, b.Storages, r.Host, start, b.Name, p.Name, format)
 	it.Artifact = artifact
 	dests := make([]pipeline.Dest, len(b.Storages))
 	for i, st := range b.Storages {
@@ -248,6 +248,27 @@ func (r *Runner) backupPart(ctx context.Context, b Backup, p source.Part) report
 	it.BackupID = m.ID
 	log.Info("backup committed", "key", key, "bytes", res.StoredBytes, "duration", m.Finished.Sub(start).Round(1e6).String(), "id", m.ID)
 	return it
+}
+
+// freeName returns the artifact name and key for a backup started at t. Two
+// backups of a source within one second would get the same name: the
+// timestamp is moved on by a second until no storage holds the key.
+func freeName(ctx context.Context, sts []storage.Storage, host string, t time.Time, src, part, format string) (string, string) {
+	for i := 0; ; i++ {
+		name := catalog.ArtifactName(host, t.Add(time.Duration(i)*time.Second), src, part, format)
+		key := catalog.ArtifactKey(src, name)
+		taken := false
+		for _, st := range sts {
+			if _, err := st.Stat(ctx, key); err == nil {
+				taken = true
+			} else if _, err := st.Stat(ctx, catalog.ManifestKey(key)); err == nil {
+				taken = true
+			}
+		}
+		if !taken || i >= 3600 {
+			return name, key
+		}
+	}
 }
 
 func normTags(tags []string) []string {

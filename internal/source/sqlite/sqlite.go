@@ -27,6 +27,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/internal/config"
 	"github.com/lifeboat-backup/lifeboat/internal/source"
+	"github.com/lifeboat-backup/lifeboat/internal/source/files"
 )
 
 // Config is the `type: sqlite` source configuration.
@@ -322,16 +323,41 @@ func IntegrityCheck(ctx context.Context, path string) error {
 	return nil
 }
 
-// Snapshot returns a source reading the database at target.
+// Snapshot returns a source reading the database at target, or, when target
+// is not a SQLite database, one that keeps the file as it is (a tar of it), so
+// that whatever an overwrite replaces can be recovered.
 func (s *Source) Snapshot(target string) (source.Source, error) {
-	return &Source{cfg: Config{Path: target}, path: target}, nil
+	abs, err := filepath.Abs(target)
+	if err != nil {
+		return nil, err
+	}
+	if isSQLite(abs) {
+		return &Source{cfg: Config{Path: abs}, path: abs}, nil
+	}
+	return files.New(&files.Config{Paths: []string{abs}}, source.Deps{})
+}
+
+// isSQLite reports whether the file starts with SQLite's header.
+func isSQLite(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var hdr [16]byte
+	_, err = io.ReadFull(f, hdr[:])
+	return err == nil && string(hdr[:]) == "SQLite format 3\x00"
 }
 
 // ManualRestore restores the plaintext image arriving on stdin.
 func (s *Source) ManualRestore(target string, meta *source.Meta) []string {
 	t := source.ShellQuote(target)
-	return []string{
-		"| cat > " + t,
-		"sqlite3 " + t + " 'PRAGMA integrity_check'",
+	var cmds []string
+	if d := filepath.Dir(target); d != "." {
+		cmds = append(cmds, "mkdir -p "+source.ShellQuote(d))
 	}
+	return append(cmds,
+		"| cat > "+t,
+		"sqlite3 "+t+" 'PRAGMA integrity_check'",
+	)
 }
