@@ -160,12 +160,12 @@ func Run(ctx context.Context, r *job.Runner, req Request) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("prepare scratch target %s: %w", name, err)
 	}
-	rep.Target = target
-	log = log.With("source", e.Source, "id", e.ID, "target", target)
+	rep.Target = redact(target)
+	log = log.With("source", e.Source, "id", e.ID, "target", rep.Target)
 	log.Info("drill started")
 	took := drill(ctx, r, req, target, rep, start, now)
 	if req.Keep {
-		log.Info("drill target kept", "target", target)
+		log.Info("drill target kept")
 	} else if err := req.Inspector.Drop(context.WithoutCancel(ctx), target); err != nil {
 		log.Warn("drop drill target", "err", err)
 		rep.Checks = append(rep.Checks, catalog.Check{Name: "cleanup", OK: true, Detail: "scratch target not removed: " + err.Error()})
@@ -175,6 +175,14 @@ func Run(ctx context.Context, r *job.Runner, req Request) (Result, error) {
 		res.RTOExceeded = !ok
 		rep.Checks = append(rep.Checks, catalog.Check{Name: CheckRTO, OK: ok,
 			Detail: fmt.Sprintf("usable copy after %s, rto %s", roundDur(took), config.FormatDuration(req.RTO))})
+	}
+	// Tools' messages may quote the target, which for a database can hold
+	// the drill server's password.
+	if rep.Target != target {
+		rep.Error = strings.ReplaceAll(rep.Error, target, rep.Target)
+		for i := range rep.Checks {
+			rep.Checks[i].Detail = strings.ReplaceAll(rep.Checks[i].Detail, target, rep.Target)
+		}
 	}
 	rep.Finished = now().UTC()
 	rep.OK = rep.Error == "" && len(rep.Checks) > 0
@@ -206,7 +214,7 @@ func drill(ctx context.Context, r *job.Runner, req Request, target string, rep *
 		return 0
 	}
 	if info.IsSource || (info.Exists && !info.Empty) || (info.Identity != "" && info.Identity == e.Identity) {
-		rep.Error = fmt.Sprintf("scratch target %s is not new (%s); nothing was written", target, info.Describe)
+		rep.Error = fmt.Sprintf("scratch target %s is not new (%s); nothing was written", rep.Target, info.Describe)
 		return 0
 	}
 	if _, err := r.Restore(ctx, job.Restore{Entry: e, Restorer: req.Restorer, Stages: req.Stages, Target: target}); err != nil {
