@@ -81,7 +81,7 @@ func New(ctx context.Context, name string, cfg *Config, opt storage.Options) (*S
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{name: name, cfg: *cfg, d: d, log: log.With("storage", name)}
+	s := &Store{name: name, cfg: *cfg, d: d, log: log} // the caller tags it with "storage"
 	if _, err := s.get(ctx); err != nil {
 		d.close()
 		return nil, fmt.Errorf("sftp storage %s: %w", name, err)
