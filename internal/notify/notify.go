@@ -73,6 +73,17 @@ func (k Kind) String() string {
 // MarshalText makes a Kind appear by name in JSON.
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+// UnmarshalText parses a kind's name.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for i, n := range kindNames {
+		if n != "" && n == string(b) {
+			*k = Kind(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown event kind %q", b)
+}
+
 // Word is the status word shown to people: OK, FAILED, PARTIAL, SUSPECT,
 // OVERDUE, STARTED, SUMMARY.
 func (k Kind) Word() string {

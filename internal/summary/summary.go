@@ -21,6 +21,7 @@ package summary
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"slices"
 	"strings"
@@ -111,12 +112,22 @@ type Source struct {
 	Newest *Backup `json:"newest,omitempty"`
 	// Suspect is set when the newest backup failed a backup-time check.
 	Suspect bool `json:"suspect,omitempty"`
-	// RPO is the configured recovery point objective (0: none).
-	RPO time.Duration `json:"rpo_seconds"`
+	// RPO is the configured recovery point objective (0: none). JSON:
+	// rpo_seconds.
+	RPO time.Duration `json:"-"`
 	// Failures counts failed runs of the source in the period.
 	Failures int `json:"failures"`
 	// Drill is the newest drill of any of the source's backups.
 	Drill *Drill `json:"drill,omitempty"`
+}
+
+// MarshalJSON writes the RPO in seconds.
+func (s Source) MarshalJSON() ([]byte, error) {
+	type plain Source
+	return json.Marshal(struct {
+		plain
+		RPO float64 `json:"rpo_seconds"`
+	}{plain(s), s.RPO.Seconds()})
 }
 
 // Backup is one committed backup.
@@ -131,11 +142,21 @@ type Backup struct {
 type Drill struct {
 	Finished   time.Time     `json:"finished"`
 	OK         bool          `json:"ok"`
-	RTO        time.Duration `json:"rto_seconds"`
-	RTOTarget  time.Duration `json:"rto_target_seconds,omitempty"`
+	RTO        time.Duration `json:"-"` // JSON: rto_seconds
+	RTOTarget  time.Duration `json:"-"` // JSON: rto_target_seconds
 	BackupID   string        `json:"backup_id"`
 	Error      string        `json:"error,omitempty"`
 	OverTarget bool          `json:"over_target,omitempty"`
+}
+
+// MarshalJSON writes the durations in seconds.
+func (d Drill) MarshalJSON() ([]byte, error) {
+	type plain Drill
+	return json.Marshal(struct {
+		plain
+		RTO       float64 `json:"rto_seconds"`
+		RTOTarget float64 `json:"rto_target_seconds,omitempty"`
+	}{plain(d), d.RTO.Seconds(), d.RTOTarget.Seconds()})
 }
 
 // Storage is one storage's line.

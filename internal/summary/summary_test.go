@@ -293,3 +293,17 @@ func TestAge(t *testing.T) {
 		}
 	}
 }
+
+func TestJSON(t *testing.T) {
+	s := summary.Summary{Sources: []summary.Source{{Name: "a", RPO: 90 * time.Minute,
+		Drill: &summary.Drill{OK: true, RTO: 63 * time.Second}}}}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"rpo_seconds":5400`, `"rto_seconds":63`, `"name":"a"`, `"ok":true`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s: %s", want, b)
+		}
+	}
+}
