@@ -65,8 +65,8 @@ storages:
     path: x
 `
 	for _, tc := range []struct{ extra, want string }{
-		{"    hostkey: SHA256:x\n", "lifeboat.yaml:11:"},                     // unknown key (typo of host_key)
-		{"    host: sftp://backup.example.com\n", "lifeboat.yaml:11:"},       // a URL, not a host
+		{"    hostkey: SHA256:x\n", "lifeboat.yaml:10:5"},                    // unknown key (typo of host_key)
+		{"    host: sftp://backup.example.com\n", "lifeboat.yaml:10:11"},     // a URL, not a host
 		{"    host: h\n    host_key: SHA256:short\n", "lifeboat.yaml:11:15"}, // bad fingerprint
 	} {
 		_, err := config.Parse("lifeboat.yaml", t.TempDir(), []byte(head+tc.extra), registry(), func(string) (string, bool) { return "", false })
