@@ -10,9 +10,14 @@ import (
 	"github.com/minio/minio-go/v7"
 )
 
-// maxResumes is how many times one download may resume after its
-// connection broke, in total.
-const maxResumes = 5
+// maxResumes is how many times in a row a download may resume after its
+// connection broke; a resumed connection that delivered resumeProgress bytes
+// before breaking again starts the count anew, so a long download over a
+// flaky link goes on as long as it makes progress.
+const (
+	maxResumes     = 5
+	resumeProgress = 1 << 20
+)
 
 // reader is an object's content that resumes where it broke off.
 type reader struct {
@@ -21,13 +26,14 @@ type reader struct {
 	key  string
 	name string
 
-	body    io.ReadCloser
-	etag    string // pins resumes to the same content
-	version string // and, on versioned buckets, the same version
-	size    int64
-	off     int64
-	resumes int
-	err     error // sticky
+	body     io.ReadCloser
+	etag     string // pins resumes to the same content
+	version  string // and, on versioned buckets, the same version
+	size     int64
+	off      int64
+	resumes  int   // in a row
+	resumeAt int64 // offset of the last resume
+	err      error // sticky
 }
 
 // open sends a GET from off. The first open learns the ETag and size; later
@@ -86,6 +92,10 @@ func (r *reader) Read(p []byte) (int, error) {
 // body, or returns the error to report.
 func (r *reader) resume(cause error) error {
 	_ = r.body.Close()
+	if r.off-r.resumeAt >= resumeProgress {
+		r.resumes = 0
+	}
+	r.resumeAt = r.off
 	if !retryable(r.ctx, cause) || r.resumes >= maxResumes {
 		return r.s.wrap("read", r.key, fmt.Errorf("at offset %d of %d: %w", r.off, r.size, cause))
 	}

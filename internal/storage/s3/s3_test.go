@@ -273,13 +273,7 @@ func TestValidate(t *testing.T) {
 		c.Bucket = "b"
 		return c
 	}
-	ref := func(s string) config.Secret {
-		var sec config.Secret
-		if err := sec.UnmarshalYAML(func(v any) error { *(v.(*string)) = s; return nil }); err != nil {
-			t.Fatal(err)
-		}
-		return sec
-	}
+	ref := func(string) config.Secret { return config.NewSecret("x") }
 	for _, tc := range []struct {
 		name  string
 		edit  func(*Config)
@@ -366,3 +360,57 @@ func put(t *testing.T, st storage.Storage, key string, data []byte) {
 type onlyReader struct{ r io.Reader }
 
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// TestYAML decodes a storage entry through the real config loader: every key
+// and type the docs promise, defaults kept, secrets resolved.
+func TestYAML(t *testing.T) {
+	reg := config.Registry{Storages: map[string]func() config.Spec{"s3": func() config.Spec { return DefaultConfig() }}}
+	env := func(k string) (string, bool) { return "value-of-" + k, true }
+	doc := `
+encryption:
+  recipients: [age1example]
+storages:
+  offsite:
+    type: s3
+    endpoint: https://minio.internal:9000
+    region: eu-central-1
+    bucket: acme-backups
+    prefix: lifeboat
+    access_key: ${env:S3_KEY}
+    secret_key: ${env:S3_SECRET}
+    path_style: true
+    ca_file: ca.pem
+    part_size: 64MiB
+    parallel_parts: 4
+    object_lock: {mode: compliance, days: 30}
+    prune_credentials:
+      access_key: ${env:PRUNE_KEY}
+      secret_key: ${env:PRUNE_SECRET}
+  minimal:
+    type: s3
+    bucket: other
+`
+	cfg, err := config.Parse("lifeboat.yaml", t.TempDir(), []byte(doc), reg, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Storages["offsite"].Spec.(*Config)
+	if got.Endpoint != "https://minio.internal:9000" || got.Region != "eu-central-1" || got.Bucket != "acme-backups" ||
+		got.Prefix != "lifeboat" || !got.PathStyle || got.CAFile != "ca.pem" || got.PartSize != 64<<20 ||
+		got.ParallelParts != 4 || got.ObjectLock == nil || got.ObjectLock.Mode != "compliance" || got.ObjectLock.Days != 30 {
+		t.Fatalf("decoded %+v", got)
+	}
+	if got.AccessKey.Reveal() != "value-of-S3_KEY" || got.PruneCredentials.SecretKey.Reveal() != "value-of-PRUNE_SECRET" {
+		t.Fatal("secrets not resolved")
+	}
+	min := cfg.Storages["minimal"].Spec.(*Config)
+	if min.Endpoint != defaultEndpoint || min.PartSize != DefaultPartSize || min.ParallelParts != DefaultParallelParts {
+		t.Fatalf("defaults lost: %+v", min)
+	}
+
+	bad := strings.Replace(doc, "days: 30", "days: 0", 1)
+	_, err = config.Parse("lifeboat.yaml", t.TempDir(), []byte(bad), reg, env)
+	if err == nil || !strings.Contains(err.Error(), "object_lock.days") || !strings.Contains(err.Error(), "lifeboat.yaml:") {
+		t.Fatalf("bad days: %v", err)
+	}
+}
