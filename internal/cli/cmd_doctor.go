@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/internal/doctor"
 	"github.com/lifeboat-backup/lifeboat/internal/storage/local"
+	"github.com/lifeboat-backup/lifeboat/internal/storage/sftp"
 )
 
 func newDoctorCommand(app *App) *cobra.Command {
@@ -42,7 +43,12 @@ func runDoctor(ctx context.Context, app *App) error {
 		subject := "storage " + n
 		st, err := s.Storage(ctx, n)
 		if err != nil {
-			fs = append(fs, doctor.Finding{Level: doctor.Fail, Subject: subject, Msg: err.Error(), Hint: "check its settings"})
+			var hk *sftp.HostKeyError
+			if errors.As(err, &hk) {
+				fs = append(fs, sftp.ErrorFinding(subject, hk))
+			} else {
+				fs = append(fs, doctor.Finding{Level: doctor.Fail, Subject: subject, Msg: err.Error(), Hint: "check its settings"})
+			}
 			continue
 		}
 		if c, ok := st.(doctor.Checker); ok {

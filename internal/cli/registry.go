@@ -10,6 +10,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/internal/source/sqlite"
 	"github.com/lifeboat-backup/lifeboat/internal/storage"
 	"github.com/lifeboat-backup/lifeboat/internal/storage/local"
+	"github.com/lifeboat-backup/lifeboat/internal/storage/sftp"
 )
 
 // sourceKind builds one type of source.
@@ -44,6 +45,12 @@ func storageKinds() map[string]storageKind {
 			spec: func() config.Spec { return &local.Config{} },
 			open: func(ctx context.Context, name string, s config.Spec, opt storage.Options) (storage.Storage, error) {
 				return local.New(name, config.Abs(opt.Dir, s.(*local.Config).Path))
+			},
+		},
+		"sftp": {
+			spec: func() config.Spec { return sftp.DefaultConfig() },
+			open: func(ctx context.Context, name string, s config.Spec, opt storage.Options) (storage.Storage, error) {
+				return sftp.New(ctx, name, s.(*sftp.Config), opt)
 			},
 		},
 	}
