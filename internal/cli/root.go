@@ -57,6 +57,9 @@ what it stored, and tells you when something is wrong.` + "\n" + exitStatusHelp,
 		newCopyCommand(app),
 		newDoctorCommand(app),
 		newDemoCommand(app),
+		newPruneCommand(app),
+		newDrillCommand(app),
+		newStatusCommand(app),
 		// More commands register here, one line each.
 	} {
 		root.AddCommand(c)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 
 	"filippo.io/age"
@@ -243,10 +244,15 @@ func (s *Setup) loadIdentities() ([]age.Identity, error) {
 // manifests and unreachable storages are returned as warnings.
 func (s *Setup) Entries(ctx context.Context, src string, storageNames []string) ([]catalog.Entry, []string, error) {
 	if storageNames == nil {
-		storageNames = s.Cfg.StorageNames
-		if src != "" {
-			if sc, ok := s.Cfg.Sources[src]; ok {
-				storageNames = sc.Storages
+		// Every storage: `copy` may have put backups of a source in storages
+		// it does not write to. The source's own storages come first, so a
+		// restore prefers them.
+		if sc, ok := s.Cfg.Sources[src]; ok {
+			storageNames = append(storageNames, sc.Storages...)
+		}
+		for _, n := range s.Cfg.StorageNames {
+			if !slices.Contains(storageNames, n) {
+				storageNames = append(storageNames, n)
 			}
 		}
 	}
