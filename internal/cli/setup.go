@@ -12,6 +12,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/lifeboat-backup/lifeboat/internal/catalog"
+	"github.com/lifeboat-backup/lifeboat/internal/checks"
 	"github.com/lifeboat-backup/lifeboat/internal/config"
 	"github.com/lifeboat-backup/lifeboat/internal/job"
 	"github.com/lifeboat-backup/lifeboat/internal/pipeline"
@@ -85,7 +86,7 @@ func (s *Setup) Runner() *job.Runner {
 		Recipients:   s.Recipients,
 		IdentityHint: s.identityPath(),
 		Env:          s.App.Env,
-		Checks:       evaluateChecks,
+		Checks:       checks.Evaluate,
 	}
 	if s.App.StderrTTY {
 		if s.progress == nil {
@@ -95,9 +96,6 @@ func (s *Setup) Runner() *job.Runner {
 	}
 	return r
 }
-
-// evaluateChecks is replaced by the checks package's Evaluate when wired.
-var evaluateChecks func(c *config.Checks, cur, prev *catalog.Manifest) []catalog.Check
 
 func (s *Setup) identityPath() string {
 	if s.App.Identity != "" {
