@@ -29,8 +29,10 @@ type Config struct {
 	Port     int           `yaml:"port"`
 	User     string        `yaml:"user"`
 	Password config.Secret `yaml:"password"`
-	// Socket is the server's unix socket. Without it and without a host
-	// other than localhost, the usual socket locations are tried.
+	// Socket is the server's unix socket. As with the mysql client, host
+	// localhost (or no host) means the socket: without Socket the usual
+	// locations (/run/mysqld/mysqld.sock, ...) are tried. Use host 127.0.0.1
+	// for TCP to the local server.
 	Socket string `yaml:"socket"`
 	// Database is a database name, or `all` for every database except the
 	// system schemas (mysql, sys, information_schema, performance_schema).

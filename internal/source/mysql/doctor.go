@@ -146,16 +146,16 @@ func (s *Source) databaseFindings(ctx context.Context, subject string, db *sql.D
 		return fs
 	}
 	if nt := nonTransactional(tables); len(nt) > 0 {
-		e := &NonTransactionalError{Database: s.database, Tables: nt}
 		if s.allowNonTx {
 			add(doctor.Warn, "convert them with ALTER TABLE ... ENGINE=InnoDB",
 				"database %s: tables without transactions are copied without a consistent snapshot: %s", s.database, strings.Join(nt, ", "))
 		} else {
 			add(doctor.Fail, "convert them with ALTER TABLE ... ENGINE=InnoDB, leave them out with exclude_tables, or set allow_non_transactional: true",
-				"%s", strings.SplitN(e.Error(), " (", 2)[0])
+				"database %s has tables without transactions, which a dump cannot copy consistently while the application writes: %s",
+				s.database, strings.Join(nt, ", "))
 		}
 	}
-	add(doctor.OK, "", "database %s: %d tables and views, %d routines, %d events, %s", s.database, len(sc.tables), sc.routines, sc.events, sizeWords(sc.size))
+	add(doctor.OK, "", "database %s: %s", s.database, sc.summary())
 
 	if haveTool {
 		if err := s.schemaOnlyDump(ctx, dump, srv); err != nil {

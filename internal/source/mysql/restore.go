@@ -89,7 +89,7 @@ func (s *Source) Inspect(ctx context.Context, target string) (source.TargetInfo,
 	case sc.exists && info.Empty:
 		state = "empty"
 	case sc.exists:
-		state = fmt.Sprintf("%d tables and views, %d routines, %d events, %s", len(sc.tables), sc.routines, sc.events, sizeWords(sc.size))
+		state = sc.summary()
 	}
 	info.Describe = fmt.Sprintf("database %s on %s, server %s (%s)", name, srv.describe(ep), srv.id, state)
 	if isSystemSchema(name) {
@@ -117,6 +117,19 @@ func (s *Source) isSource(ctx context.Context, ep endpoint, target server, name 
 	defer db.Close()
 	own, err := readServer(ctx, db)
 	return err == nil && own.id == target.id
+}
+
+// summary says what the schema holds: "3 tables and views, 1 routine, 0 events, 80.0 KiB".
+func (sc schema) summary() string {
+	return fmt.Sprintf("%s and views, %s, %s, %s", plural(len(sc.tables), "table"), plural(sc.routines, "routine"),
+		plural(sc.events, "event"), sizeWords(sc.size))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func sizeWords(n int64) string {
