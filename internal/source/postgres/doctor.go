@@ -75,7 +75,7 @@ func (s *Source) Doctor(ctx context.Context) []doctor.Finding {
 			return out
 		}
 	}
-	readOnly := true
+	readOnly, cannotRead := true, false
 	for _, db := range dbs {
 		c := conn
 		if db != si.database {
@@ -86,6 +86,10 @@ func (s *Source) Doctor(ctx context.Context) []doctor.Finding {
 			}
 		}
 		tables, schemas, err := writePrivileges(ctx, c)
+		var unreadable []string
+		if err == nil {
+			unreadable, err = s.unreadable(ctx, c)
+		}
 		if c != conn {
 			c.Close(context.WithoutCancel(ctx))
 		}
@@ -93,6 +97,12 @@ func (s *Source) Doctor(ctx context.Context) []doctor.Finding {
 			add(doctor.Warn, "", "could not check privileges in database %q: %v", db, err)
 			readOnly = false
 			continue
+		}
+		if len(unreadable) > 0 {
+			cannotRead = true
+			add(doctor.Fail, "grant the backup user SELECT on them: GRANT pg_read_all_data TO "+quoteIdent(user)+
+				"; (PostgreSQL 14+), or GRANT SELECT ON ALL TABLES / ALL SEQUENCES IN SCHEMA ...; or exclude them with exclude_tables",
+				"user %q cannot read %d tables or sequences in database %q (%s): pg_dump would fail", user, len(unreadable), db, sample(unreadable))
 		}
 		if len(tables) > 0 {
 			readOnly = false
@@ -105,7 +115,7 @@ func (s *Source) Doctor(ctx context.Context) []doctor.Finding {
 				"these backup credentials could change production data", user, len(schemas), db, sample(schemas))
 		}
 	}
-	if readOnly {
+	if readOnly && !cannotRead {
 		add(doctor.OK, "", "user %q is read-only (no superuser, no write privileges, no CREATE on schemas)", user)
 	}
 	return out
@@ -135,6 +145,23 @@ func writePrivileges(ctx context.Context, conn *pgx.Conn) (tables, schemas []str
 	schemas, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	return tables, schemas, err
 }
+
+// unreadable lists the tables and sequences pg_dump would dump but the
+// current user may not SELECT from.
+func (s *Source) unreadable(ctx context.Context, conn *pgx.Conn) ([]string, error) {
+	q, args := s.relationsQuery("'r', 'S'", "NOT pg_catalog.has_table_privilege(c.oid, 'SELECT')")
+	rows, err := conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var schema, name string
+		err := r.Scan(&schema, &name)
+		return schema + "." + name, err
+	})
+}
+
+func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
 
 func sample(names []string) string {
 	if len(names) > 3 {

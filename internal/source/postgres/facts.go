@@ -15,6 +15,7 @@ type facts struct {
 	size          int64
 	schemaVersion string
 	encoding      string
+	createsPublic bool
 	warnings      []string
 }
 
@@ -55,6 +56,9 @@ func (s *Source) readFacts(ctx context.Context, tx pgx.Tx) (facts, error) {
 	}
 	if err := br.Close(); err != nil {
 		return f, fmt.Errorf("count rows: %w", err)
+	}
+	if f.createsPublic, err = s.createsPublicSchema(ctx, tx); err != nil {
+		return f, fmt.Errorf("match schema patterns: %w", err)
 	}
 
 	if q := strings.TrimSpace(s.cfg.SchemaVersion); q != "" {
@@ -104,6 +108,50 @@ func schemaVersion(ctx context.Context, tx pgx.Tx, q string) (string, error) {
 	return v, nil
 }
 
+// filterSQL builds SQL conditions for pg_dump patterns, numbering the
+// arguments it collects.
+type filterSQL struct{ args []any }
+
+// match is true for relations (c, in schema n) matching any of pats, or for
+// schemas (n) when schemaOnly.
+func (f *filterSQL) match(pats []string, schemaOnly bool) string {
+	var ors []string
+	for _, p := range pats {
+		schema, name := patternRegexes(p)
+		if schemaOnly {
+			// A schema pattern has one part: what patternRegexes calls the
+			// name.
+			f.args = append(f.args, name)
+			ors = append(ors, fmt.Sprintf("n.nspname ~ $%d", len(f.args)))
+			continue
+		}
+		f.args = append(f.args, name)
+		cond := fmt.Sprintf("c.relname ~ $%d", len(f.args))
+		if schema != "" {
+			f.args = append(f.args, schema)
+			cond += fmt.Sprintf(" AND n.nspname ~ $%d", len(f.args))
+		} else {
+			// pg_dump resolves an unqualified name through the default
+			// search_path.
+			cond += " AND pg_catalog.pg_table_is_visible(c.oid)"
+		}
+		ors = append(ors, "("+cond+")")
+	}
+	return "(" + strings.Join(ors, " OR ") + ")"
+}
+
+// schemaConds selects the schemas pg_dump dumps when no table is included.
+func (s *Source) schemaConds(f *filterSQL) []string {
+	var where []string
+	if len(s.cfg.IncludeSchemas) > 0 {
+		where = append(where, f.match(s.cfg.IncludeSchemas, true))
+	}
+	if len(s.cfg.ExcludeSchemas) > 0 {
+		where = append(where, "NOT "+f.match(s.cfg.ExcludeSchemas, true))
+	}
+	return where
+}
+
 // tablesQuery lists the ordinary tables whose data pg_dump dumps with the
 // configured patterns, following pg_dump's rules: --table selects tables
 // regardless of --schema and --exclude-schema; otherwise tables of the
@@ -111,56 +159,48 @@ func schemaVersion(ctx context.Context, tx pgx.Tx, q string) (string, error) {
 // cases. Extension member tables are left out, as pg_dump leaves out their
 // data. Partitioned tables hold no rows themselves; their partitions count.
 func (s *Source) tablesQuery() (string, []any) {
-	var args []any
-	match := func(pats []string, schemaOnly bool) string {
-		var ors []string
-		for _, p := range pats {
-			schema, name := patternRegexes(p)
-			if schemaOnly {
-				// A schema pattern has one part: what patternRegexes calls
-				// the name.
-				args = append(args, name)
-				ors = append(ors, fmt.Sprintf("n.nspname ~ $%d", len(args)))
-				continue
-			}
-			args = append(args, name)
-			cond := fmt.Sprintf("c.relname ~ $%d", len(args))
-			if schema != "" {
-				args = append(args, schema)
-				cond += fmt.Sprintf(" AND n.nspname ~ $%d", len(args))
-			} else {
-				// pg_dump resolves an unqualified name through the default
-				// search_path.
-				cond += " AND pg_catalog.pg_table_is_visible(c.oid)"
-			}
-			ors = append(ors, "("+cond+")")
-		}
-		return "(" + strings.Join(ors, " OR ") + ")"
-	}
+	return s.relationsQuery("'r'")
+}
+
+// relationsQuery lists the relations of the given kinds that pg_dump dumps,
+// as tablesQuery does for tables; extra conditions are ANDed.
+func (s *Source) relationsQuery(relkinds string, extra ...string) (string, []any) {
+	var f filterSQL
 	where := []string{
-		"c.relkind = 'r'",
+		"c.relkind IN (" + relkinds + ")",
 		"n.nspname !~ '^pg_'",
 		"n.nspname <> 'information_schema'",
 		`NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass
 			AND d.objid = c.oid AND d.deptype = 'e')`,
 	}
 	if len(s.cfg.IncludeTables) > 0 {
-		where = append(where, match(s.cfg.IncludeTables, false))
+		where = append(where, f.match(s.cfg.IncludeTables, false))
 	} else {
-		if len(s.cfg.IncludeSchemas) > 0 {
-			where = append(where, match(s.cfg.IncludeSchemas, true))
-		}
-		if len(s.cfg.ExcludeSchemas) > 0 {
-			where = append(where, "NOT "+match(s.cfg.ExcludeSchemas, true))
-		}
+		where = append(where, s.schemaConds(&f)...)
 	}
 	if len(s.cfg.ExcludeTables) > 0 {
-		where = append(where, "NOT "+match(s.cfg.ExcludeTables, false))
+		where = append(where, "NOT "+f.match(s.cfg.ExcludeTables, false))
 	}
+	where = append(where, extra...)
 	return `SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE ` + strings.Join(where, "\n\t\tAND ") + `
-		ORDER BY 1, 2`, args
+		ORDER BY 1, 2`, f.args
+}
+
+// createsPublicSchema reports whether the dump has CREATE SCHEMA public:
+// pg_dump writes it when --schema selects public explicitly, and it fails
+// against the public schema every new database has.
+func (s *Source) createsPublicSchema(ctx context.Context, q querier) (bool, error) {
+	if len(s.cfg.IncludeSchemas) == 0 || len(s.cfg.IncludeTables) > 0 {
+		return false, nil
+	}
+	var f filterSQL
+	where := append([]string{"n.nspname = 'public'"}, s.schemaConds(&f)...)
+	var yes bool
+	err := q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE "+
+		strings.Join(where, " AND ")+")", f.args...).Scan(&yes)
+	return yes, err
 }
 
 // patternRegexes converts a psql pattern (as pg_dump --table takes it) into

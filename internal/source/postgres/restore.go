@@ -136,7 +136,7 @@ func (s *Source) Restore(ctx context.Context, r io.Reader, target string, meta *
 	if s.globals || meta != nil && (meta.Part == GlobalsPart || meta.Extra["pg_format"] == GlobalsPart) {
 		return s.restoreGlobals(ctx, r, p, env)
 	}
-	if err := s.createDB(ctx, p, meta); err != nil {
+	if err := s.prepareDB(ctx, p, meta); err != nil {
 		return err
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -154,17 +154,60 @@ func (s *Source) Restore(ctx context.Context, r io.Reader, target string, meta *
 	if err != nil {
 		return err
 	}
-	args := []string{"-X", "--quiet", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-		"--dbname=" + p.conninfo()}
-	if err := source.Run(ctx, source.Command{Path: psql, Args: args, BaseEnv: env, Stdin: br}); err != nil {
+	// One transaction, committed only when the dump ended with pg_dump's
+	// trailer: a truncated dump leaves nothing behind. (psql's own
+	// --single-transaction would commit whatever arrived before EOF.)
+	sql := &trailerReader{r: br, marker: "-- PostgreSQL database dump complete", commit: "\n;\nCOMMIT;\n"}
+	args := []string{"-X", "--quiet", "--no-password", "-v", "ON_ERROR_STOP=1", "--dbname=" + p.conninfo()}
+	stdin := io.MultiReader(strings.NewReader("BEGIN;\n"), sql)
+	if err := source.Run(ctx, source.Command{Path: psql, Args: args, BaseEnv: env, Stdin: stdin}); err != nil {
 		return fmt.Errorf("restore SQL into database %q on %s: %w", p.db(), p.where(), err)
+	}
+	if !sql.complete {
+		return fmt.Errorf("restore SQL into database %q on %s: the dump is incomplete (it lacks pg_dump's closing line); nothing was committed",
+			p.db(), p.where())
 	}
 	return nil
 }
 
-// createDB creates the target database unless it exists, from template0 so
+// trailerReader passes a plain dump through, looks for the marker pg_dump
+// writes at its very end, and then appends commit if it was there.
+type trailerReader struct {
+	r        io.Reader
+	marker   string
+	commit   string
+	tail     []byte
+	complete bool
+	suffix   io.Reader // set at EOF
+}
+
+func (t *trailerReader) Read(b []byte) (int, error) {
+	if t.suffix != nil {
+		return t.suffix.Read(b)
+	}
+	n, err := t.r.Read(b)
+	t.tail = append(t.tail, b[:n]...)
+	if len(t.tail) > 4096 {
+		t.tail = append(t.tail[:0], t.tail[len(t.tail)-1024:]...)
+	}
+	if err != io.EOF {
+		return n, err
+	}
+	t.complete = bytes.Contains(t.tail, []byte(t.marker))
+	if t.complete {
+		t.suffix = strings.NewReader(t.commit)
+	} else {
+		t.suffix = strings.NewReader("")
+	}
+	if n > 0 {
+		return n, nil
+	}
+	return t.suffix.Read(b)
+}
+
+// prepareDB creates the target database unless it exists, from template0 so
 // that nothing of template1 gets in the way of the dump's objects.
-func (s *Source) createDB(ctx context.Context, p params, meta *source.Meta) error {
+func (s *Source) prepareDB(ctx context.Context, p params, meta *source.Meta) error {
 	conn, err := p.connectMaintenance(ctx, s.d.Env)
 	if err != nil {
 		return err
@@ -174,9 +217,33 @@ func (s *Source) createDB(ctx context.Context, p params, meta *source.Meta) erro
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)", p.db()).Scan(&exists); err != nil {
 		return fmt.Errorf("look for database %q on %s: %w", p.db(), p.where(), err)
 	}
-	if exists {
-		return nil
+	if !exists {
+		if err := createDB(ctx, conn, p, meta); err != nil {
+			return err
+		}
 	}
+	if meta != nil && meta.Extra["creates_public_schema"] == "true" {
+		// The dump creates the public schema itself; an empty one of the
+		// target would make that fail. A public schema with objects in it
+		// stays, and the restore reports the clash.
+		tconn, err := p.connect(ctx, s.d.Env)
+		if err != nil {
+			return err
+		}
+		defer tconn.Close(context.WithoutCancel(ctx))
+		var empty bool
+		err = tconn.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+			WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass AND d.refobjid = 'public'::regnamespace)`).Scan(&empty)
+		if err == nil && empty {
+			if _, err := tconn.Exec(ctx, "DROP SCHEMA public"); err != nil {
+				return fmt.Errorf("prepare database %q on %s: drop the empty public schema the dump recreates: %w", p.db(), p.where(), err)
+			}
+		}
+	}
+	return nil
+}
+
+func createDB(ctx context.Context, conn *pgx.Conn, p params, meta *source.Meta) error {
 	create := "CREATE DATABASE " + pgx.Identifier{p.db()}.Sanitize() + " TEMPLATE template0"
 	if meta != nil && meta.Extra["encoding"] != "" {
 		// The source's encoding, when the server's locale allows it.
@@ -271,8 +338,13 @@ func (s *Source) restoreGlobals(ctx context.Context, r io.Reader, p params, env 
 	conn.Close(ctx)
 	stderr := &boundedBuffer{max: 1 << 20}
 	args := []string{"-X", "--quiet", "--no-password", "--dbname=" + p.withDB(db).conninfo()}
-	if err := source.Run(ctx, source.Command{Path: psql, Args: args, BaseEnv: env, Stdin: r, Stderr: stderr}); err != nil {
+	sql := &trailerReader{r: r, marker: "-- PostgreSQL database cluster dump complete"}
+	if err := source.Run(ctx, source.Command{Path: psql, Args: args, BaseEnv: env, Stdin: sql, Stderr: stderr}); err != nil {
 		return fmt.Errorf("restore roles and tablespaces on %s: %w", p.where(), err)
+	}
+	if !sql.complete {
+		return fmt.Errorf("restore roles and tablespaces on %s: the dump is incomplete (it lacks pg_dumpall's closing line); "+
+			"the statements before the cut were applied", p.where())
 	}
 	var bad []string
 	for _, line := range strings.Split(stderr.String(), "\n") {

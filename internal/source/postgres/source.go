@@ -179,6 +179,9 @@ func (s *Source) Dump(ctx context.Context, w io.Writer, meta *source.Meta) error
 	if facts.encoding != "" {
 		meta.Extra["encoding"] = facts.encoding
 	}
+	if facts.createsPublic {
+		meta.Extra["creates_public_schema"] = "true"
+	}
 	return nil
 }
 

@@ -356,7 +356,12 @@ func (s *Server) QueryRow(t testing.TB, db, sql string, dest ...any) {
 // CreateDB creates an empty database.
 func (s *Server) CreateDB(t testing.TB, name string) {
 	t.Helper()
-	s.Exec(t, "postgres", "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	sql := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	if s.Major >= 15 {
+		// Copying files is faster than WAL-logging template1 with fsync off.
+		sql += " STRATEGY FILE_COPY"
+	}
+	s.Exec(t, "postgres", sql)
 }
 
 // CreateRole creates a login role with a password; attrs are extra role
