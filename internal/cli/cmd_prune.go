@@ -154,10 +154,10 @@ func pruneSource(ctx context.Context, s *Setup, name string, opts pruneOptions, 
 	if err != nil {
 		return fail(err)
 	}
-	say("%s: keep %s\n", name, plan.Policy)
+	say("%s: policy: %s\n", name, plan.Policy)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	for _, b := range plan.Backups {
-		verdict, why := "delete", ""
+		verdict, why := "delete", "no rule keeps it"
 		if b.Keep {
 			verdict, why = "keep", strings.Join(b.Reasons, ", ")
 		}

@@ -43,6 +43,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"slices"
@@ -174,7 +175,7 @@ func Run(ctx context.Context, r *job.Runner, req Request) (Result, error) {
 		ok := took <= req.RTO
 		res.RTOExceeded = !ok
 		rep.Checks = append(rep.Checks, catalog.Check{Name: CheckRTO, OK: ok,
-			Detail: fmt.Sprintf("usable copy after %s, rto %s", roundDur(took), config.FormatDuration(req.RTO))})
+			Detail: fmt.Sprintf("usable copy after %s, rto %s", roundDur(took), declared(req.RTO))})
 	}
 	// Tools' messages may quote the target, which for a database can hold
 	// the drill server's password.
@@ -194,7 +195,7 @@ func Run(ctx context.Context, r *job.Runner, req Request) (Result, error) {
 	if rep.OK {
 		log.Info("drill passed", "duration", roundDur(took))
 	} else {
-		log.Warn("drill failed", "failed", strings.Join(res.Failed(), "; "), "err", rep.Error)
+		log.Error("drill failed", "failed", strings.Join(res.Failed(), "; "), "err", rep.Error)
 	}
 	if req.NoReport {
 		return res, nil
@@ -315,13 +316,24 @@ func TargetName(src, part string, t time.Time) string {
 	return prefix + mid + "_" + stamp
 }
 
+// writeReport stores rep beside the artifact. Reports are never
+// overwritten: a second drill in the same second takes the next free name.
 func writeReport(ctx context.Context, e catalog.Entry, rep *catalog.DrillReport) (string, error) {
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return "", err
 	}
-	key := catalog.DrillKey(e.Key, rep.Started)
-	if _, err := e.Storage.Put(context.WithoutCancel(ctx), key, bytes.NewReader(append(b, '\n'))); err != nil {
+	b = append(b, '\n')
+	ctx = context.WithoutCancel(ctx) // a drill that ran is recorded, even when interrupted at the end
+	var key string
+	for i := range 10 {
+		key = catalog.DrillKey(e.Key, rep.Started.Add(time.Duration(i)*time.Second))
+		_, err = e.Storage.Put(ctx, key, bytes.NewReader(b))
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
+	if err != nil {
 		return key, fmt.Errorf("write drill report %s to %s: %w", key, e.Storage.Name(), err)
 	}
 	return key, nil
@@ -329,6 +341,22 @@ func writeReport(ctx context.Context, e catalog.Entry, rep *catalog.DrillReport)
 
 // ErrNotNew is returned by NewTarget when the scratch target exists already.
 var ErrNotNew = errors.New("drill target exists already")
+
+// declared prints a configured duration as it is usually written ("15m",
+// "1h", "2d").
+func declared(d time.Duration) string {
+	if d >= 24*time.Hour && d%time.Hour == 0 {
+		return config.FormatDuration(d)
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
 
 func roundDur(d time.Duration) string {
 	switch {

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/internal/catalog"
-	"github.com/lifeboat-backup/lifeboat/internal/config"
 	"github.com/lifeboat-backup/lifeboat/internal/retention"
 	"github.com/lifeboat-backup/lifeboat/internal/storage"
 )
@@ -267,10 +266,10 @@ func collectSource(ctx context.Context, src Source, now time.Time, opt Options) 
 		switch {
 		case src.RPO > 0 && s.NewestGood == nil:
 			s.Overdue = true
-			s.Problems = append(s.Problems, fmt.Sprintf("overdue: no good backup (rpo %s)", config.FormatDuration(src.RPO)))
+			s.Problems = append(s.Problems, fmt.Sprintf("overdue: no good backup (rpo %s)", declared(src.RPO)))
 		case src.RPO > 0 && now.Sub(s.NewestGood.Finished) > src.RPO:
 			s.Overdue = true
-			s.Problems = append(s.Problems, fmt.Sprintf("overdue: newest good backup is %s old (rpo %s)", dur(now.Sub(s.NewestGood.Finished)), config.FormatDuration(src.RPO)))
+			s.Problems = append(s.Problems, fmt.Sprintf("overdue: newest good backup is %s old (rpo %s)", dur(now.Sub(s.NewestGood.Finished)), declared(src.RPO)))
 		}
 		if s.Suspect {
 			var why []string
@@ -339,6 +338,26 @@ func space(ctx context.Context, st storage.Storage) StorageStatus {
 	return s
 }
 
+// declared prints a configured duration the way it is usually written:
+// "1h", "90m", "1d", "1d12h".
+func declared(d time.Duration) string {
+	if d >= 24*time.Hour && d%time.Hour == 0 {
+		days, h := d/(24*time.Hour), (d%(24*time.Hour))/time.Hour
+		if h == 0 {
+			return fmt.Sprintf("%dd", days)
+		}
+		return fmt.Sprintf("%dd%dh", days, h)
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // dur prints a duration for people: "26h", "3d4h", "45m".
 func dur(d time.Duration) string {
 	switch {
@@ -358,6 +377,8 @@ func dur(d time.Duration) string {
 		return fmt.Sprintf("%dh%dm", h, m)
 	case d >= time.Minute:
 		return fmt.Sprintf("%dm", d/time.Minute)
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond).String()
 	}
-	return d.Round(time.Second).String()
+	return d.Round(time.Millisecond).String()
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/internal/checks"
-	"github.com/lifeboat-backup/lifeboat/internal/config"
 )
 
 // WriteTable prints the report for people: one line per source (or part),
@@ -27,7 +26,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			}
 		}
 		if s.RPOSeconds > 0 {
-			age += " / " + config.FormatDuration(time.Duration(s.RPOSeconds*float64(time.Second)))
+			age += " / " + declared(time.Duration(s.RPOSeconds*float64(time.Second)))
 		}
 		drill := "never"
 		if d := s.LastDrill; d != nil {
