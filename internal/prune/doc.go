@@ -19,9 +19,10 @@
 // no manifest, and drill reports whose backup is gone, are garbage once older
 // than a safety age (24h by default; younger ones may belong to a backup in
 // progress). So are temporary files a storage leaves behind (local ".part"
-// files, through [Partials]) and unfinished uploads (S3 multipart uploads,
-// through [IncompleteAborter]). An object whose manifest exists but cannot be
-// read is never garbage: it is reported and kept.
+// files through [Partials], SFTP ones through [RemotePartials]) and
+// unfinished uploads (S3 multipart uploads, through [IncompleteAborter]). An
+// object whose manifest exists but cannot be read is never garbage: it is
+// reported and kept.
 //
 // # Safety
 //

@@ -47,6 +47,15 @@ type Partials interface {
 	Partials(fn func(path string, info fs.FileInfo) error) error
 }
 
+// RemotePartials is implemented by storages that keep objects in progress
+// as temporary files on a server (storage/sftp): Partials reports them with
+// the server's modification time, RemovePartial deletes one (and refuses
+// anything that is not a temporary file).
+type RemotePartials interface {
+	Partials(ctx context.Context, fn func(path string, info fs.FileInfo) error) error
+	RemovePartial(ctx context.Context, path string) error
+}
+
 // Source is one source to prune.
 type Source struct {
 	Name   string
@@ -121,11 +130,14 @@ type Backup struct {
 // Garbage is one leftover to remove.
 type Garbage struct {
 	Storage storage.Storage
-	// Key is the object's key, or Path a temporary file's local path.
+	// Key is the object's key, or Path a temporary file's path (local, or
+	// relative to a remote storage's folder).
 	Key, Path string
 	Size      int64
 	ModTime   time.Time
 	Why       string
+
+	remove func(ctx context.Context) error // for temporary files
 }
 
 // Abort is a request to a storage to abort unfinished uploads.
@@ -173,9 +185,9 @@ func (p *Plan) Actions() []Action {
 	}
 	for _, g := range p.Garbage {
 		if g.Path != "" {
-			path := g.Path
-			out = append(out, Action{Storage: g.Storage, What: "temp file", Key: path, do: func(context.Context) (int, error) {
-				return 1, removeFile(path)
+			remove := g.remove
+			out = append(out, Action{Storage: g.Storage, What: "temp file", Key: g.Path, do: func(ctx context.Context) (int, error) {
+				return 1, remove(ctx)
 			}})
 			continue
 		}
@@ -441,11 +453,25 @@ func NewPlan(ctx context.Context, src Source, opt Options) (*Plan, error) {
 				p.Garbage = append(p.Garbage, Garbage{Storage: s.st, Key: o.Key, Size: o.Size, ModTime: o.ModTime, Why: why})
 			}
 		}
-		if pt, ok := s.st.(Partials); ok {
-			err := pt.Partials(func(path string, info fs.FileInfo) error {
+		var listPartials func(fn func(string, fs.FileInfo) error) error
+		var removePartial func(path string) func(context.Context) error
+		switch pt := s.st.(type) {
+		case Partials:
+			listPartials = pt.Partials
+			removePartial = func(path string) func(context.Context) error {
+				return func(context.Context) error { return removeFile(path) }
+			}
+		case RemotePartials:
+			listPartials = func(fn func(string, fs.FileInfo) error) error { return pt.Partials(ctx, fn) }
+			removePartial = func(path string) func(context.Context) error {
+				return func(ctx context.Context) error { return pt.RemovePartial(ctx, path) }
+			}
+		}
+		if listPartials != nil {
+			err := listPartials(func(path string, info fs.FileInfo) error {
 				if info.ModTime().Before(cutoff) {
 					p.Garbage = append(p.Garbage, Garbage{Storage: s.st, Path: path, Size: info.Size(), ModTime: info.ModTime(),
-						Why: "temporary file of an interrupted upload"})
+						Why: "temporary file of an interrupted upload", remove: removePartial(path)})
 				}
 				return nil
 			})
