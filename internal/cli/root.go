@@ -60,6 +60,7 @@ what it stored, and tells you when something is wrong.` + "\n" + exitStatusHelp,
 		newPruneCommand(app),
 		newDrillCommand(app),
 		newStatusCommand(app),
+		newReportCommand(app),
 		// More commands register here, one line each.
 	} {
 		root.AddCommand(c)

@@ -193,10 +193,10 @@ func (ev Event) Title() string {
 		return "daily summary" + on
 	case Overdue:
 		if ev.Newest.IsZero() {
-			return fmt.Sprintf("OVERDUE %s%s: no backup yet (RPO %s)", src, on, config.FormatDuration(ev.RPO))
+			return fmt.Sprintf("OVERDUE %s%s: no backup yet (RPO %s)", src, on, summary.Span(ev.RPO))
 		}
 		return fmt.Sprintf("OVERDUE %s%s: newest backup %s old (RPO %s)", src, on,
-			summary.Age(ev.Finished.Sub(ev.Newest)), config.FormatDuration(ev.RPO))
+			summary.Age(ev.Finished.Sub(ev.Newest)), summary.Span(ev.RPO))
 	}
 	what := string(ev.RunKind)
 	if what == "" {

@@ -102,11 +102,11 @@ func (s *Summary) view() view {
 		if src.Newest != nil {
 			row.Newest = at(src.Newest.Finished) + " (" + Age(s.Age(src)) + " ago"
 			if src.RPO > 0 {
-				row.Newest += ", RPO " + config.FormatDuration(src.RPO)
+				row.Newest += ", RPO " + Span(src.RPO)
 			}
 			row.Newest += ")"
 		} else if src.RPO > 0 {
-			row.Newest += " (RPO " + config.FormatDuration(src.RPO) + ")"
+			row.Newest += " (RPO " + Span(src.RPO) + ")"
 		}
 		v.Sources = append(v.Sources, row)
 
@@ -243,6 +243,16 @@ func Age(d time.Duration) string {
 		return fmt.Sprintf("%dh%dm", h, m)
 	}
 	return config.FormatDuration(d.Round(time.Hour))
+}
+
+// Span prints a configured or measured duration exactly but short: days
+// for whole hours of a day or more ("1d", "1d12h"), else to the second
+// without zero units ("1h", "90m" as "1h30m", "1m3s").
+func Span(d time.Duration) string {
+	if d >= 24*time.Hour && d%time.Hour == 0 {
+		return config.FormatDuration(d)
+	}
+	return exact(d)
 }
 
 // exact prints a measured duration to the second ("1m3s", "15m", "2h").

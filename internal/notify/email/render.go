@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/internal/config"
 	"github.com/lifeboat-backup/lifeboat/internal/notify"
 	"github.com/lifeboat-backup/lifeboat/internal/report"
 	"github.com/lifeboat-backup/lifeboat/internal/summary"
@@ -65,7 +64,7 @@ func newView(ev notify.Event) view {
 			newest = stamp(ev.Newest) + " (" + summary.Age(ev.Finished.Sub(ev.Newest)) + " ago)"
 		}
 		add("Newest good backup", newest)
-		add("RPO", config.FormatDuration(ev.RPO))
+		add("RPO", summary.Span(ev.RPO))
 		add("Checked", stamp(ev.Finished))
 		v.Hint = "check that scheduled backups run (the daemon's log, or the timer or cron job), " +
 			"then back the source up now with `lifeboat backup " + ev.Source + "`"

@@ -136,7 +136,7 @@ func Payload(ev notify.Event, channel string) ([]byte, error) {
 			newest = ev.Newest.UTC().Format("2006-01-02 15:04 MST") + " (" + summary.Age(ev.Finished.Sub(ev.Newest)) + " ago)"
 		}
 		add("Newest good backup", newest)
-		add("RPO", config.FormatDuration(ev.RPO))
+		add("RPO", summary.Span(ev.RPO))
 	} else {
 		if d := ev.Duration(); d > 0 {
 			add("Duration", d.Round(time.Second).String())
