@@ -720,6 +720,13 @@ func testRestoreFailure(t *testing.T, srv, other *pgtest.Server) {
 	srv.Exec(t, "rf", "CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 1000)")
 	srv.CreateDB(t, "rf_busy")
 	srv.Exec(t, "rf_busy", "CREATE TABLE t (x int)")
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the parallel restore stages the archive
+	defer func() {
+		if left, _ := os.ReadDir(tmp); len(left) != 0 {
+			t.Errorf("failed restores left files in TMPDIR: %v", left)
+		}
+	}()
 	for _, format := range []string{"custom", "plain"} {
 		for _, jobs := range []int{1, 2} {
 			s := newTestSource(t, srv, "rf", func(c *Config) { c.Format, c.Jobs = format, jobs })
@@ -750,6 +757,22 @@ func testRestoreFailure(t *testing.T, srv, other *pgtest.Server) {
 	}
 	if err := newTestSource(t, srv, "rf", nil).Restore(t.Context(), strings.NewReader(""), "rf_empty", &source.Meta{}); err == nil {
 		t.Error("restore of an empty dump succeeded")
+	}
+
+	// Grants to a role the target lacks: the error says what to do.
+	srv.CreateRole(t, "rf_app", "pw")
+	srv.Exec(t, "rf", "GRANT SELECT ON t TO rf_app")
+	for _, format := range []string{"custom", "plain"} {
+		s := newTestSource(t, srv, "rf", func(c *Config) { c.Jobs, c.Format = 1, format })
+		var buf bytes.Buffer
+		var meta source.Meta
+		if err := s.Dump(t.Context(), &buf, &meta); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Restore(t.Context(), &buf, other.URL("rf_noroles_"+format), &meta)
+		if err == nil || !strings.Contains(err.Error(), `role "rf_app" does not exist`) || !strings.Contains(err.Error(), "globals part") {
+			t.Errorf("%s restore without the roles = %v, want the missing role and what to do", format, err)
+		}
 	}
 }
 

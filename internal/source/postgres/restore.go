@@ -53,20 +53,9 @@ func (s *Source) Inspect(ctx context.Context, target string) (source.TargetInfo,
 		return source.TargetInfo{}, err
 	}
 	db := p.db()
-	conn, err := p.connectMaintenance(ctx, s.d.Env)
+	exists, si, err := s.lookupDB(ctx, p)
 	if err != nil {
 		return source.TargetInfo{}, err
-	}
-	si, err := readServerInfo(ctx, conn)
-	if err != nil {
-		conn.Close(ctx)
-		return source.TargetInfo{}, err
-	}
-	var exists bool
-	err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)", db).Scan(&exists)
-	conn.Close(ctx)
-	if err != nil {
-		return source.TargetInfo{}, fmt.Errorf("look for database %q on %s: %w", db, p.where(), err)
 	}
 	where := fmt.Sprintf("database %q on %s (PostgreSQL %s, system %s)", db, p.where(), si.shortVersion(), si.sysID)
 	if !exists {
@@ -161,7 +150,11 @@ func (s *Source) Restore(ctx context.Context, r io.Reader, target string, meta *
 	args := []string{"-X", "--quiet", "--no-password", "-v", "ON_ERROR_STOP=1", "--dbname=" + p.conninfo()}
 	stdin := io.MultiReader(strings.NewReader("BEGIN;\n"), sql)
 	if err := source.Run(ctx, source.Command{Path: psql, Args: args, BaseEnv: env, Stdin: stdin}); err != nil {
-		return fmt.Errorf("restore SQL into database %q on %s: %w", p.db(), p.where(), err)
+		err = fmt.Errorf("restore SQL into database %q on %s: %w", p.db(), p.where(), err)
+		if missingRole(err) {
+			err = roleHint(err)
+		}
+		return err
 	}
 	if !sql.complete {
 		return fmt.Errorf("restore SQL into database %q on %s: the dump is incomplete (it lacks pg_dump's closing line); nothing was committed",
@@ -205,20 +198,48 @@ func (t *trailerReader) Read(b []byte) (int, error) {
 	return t.suffix.Read(b)
 }
 
+// lookupDB reports whether p's database exists, and what server it is on. It
+// asks a maintenance database or, when none lets the user in, connects to
+// the database itself.
+func (s *Source) lookupDB(ctx context.Context, p params) (bool, serverInfo, error) {
+	conn, err := p.connectMaintenance(ctx, s.d.Env)
+	if err != nil {
+		direct, derr := p.connect(ctx, s.d.Env)
+		if derr != nil {
+			return false, serverInfo{}, err
+		}
+		defer direct.Close(context.WithoutCancel(ctx))
+		si, err := readServerInfo(ctx, direct)
+		return err == nil, si, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	si, err := readServerInfo(ctx, conn)
+	if err != nil {
+		return false, si, err
+	}
+	var exists bool
+	err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)", p.db()).Scan(&exists)
+	if err != nil {
+		return false, si, fmt.Errorf("look for database %q on %s: %w", p.db(), p.where(), err)
+	}
+	return exists, si, nil
+}
+
 // prepareDB creates the target database unless it exists, from template0 so
 // that nothing of template1 gets in the way of the dump's objects.
 func (s *Source) prepareDB(ctx context.Context, p params, meta *source.Meta) error {
-	conn, err := p.connectMaintenance(ctx, s.d.Env)
+	exists, _, err := s.lookupDB(ctx, p)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)", p.db()).Scan(&exists); err != nil {
-		return fmt.Errorf("look for database %q on %s: %w", p.db(), p.where(), err)
-	}
 	if !exists {
-		if err := createDB(ctx, conn, p, meta); err != nil {
+		conn, err := p.connectMaintenance(ctx, s.d.Env)
+		if err != nil {
+			return err
+		}
+		err = createDB(ctx, conn, p, meta)
+		conn.Close(context.WithoutCancel(ctx))
+		if err != nil {
 			return err
 		}
 	}
@@ -300,9 +321,12 @@ func (s *Source) pgRestore(ctx context.Context, r io.Reader, p params, env []str
 	return nil
 }
 
-// explainRestoreFailure adds the likely reason when pg_restore is older than
-// the pg_dump that wrote the archive.
+// explainRestoreFailure adds the likely reason when roles are missing or
+// pg_restore is older than the pg_dump that wrote the archive.
 func (s *Source) explainRestoreFailure(ctx context.Context, err error, tool string, env []string, meta *source.Meta) error {
+	if missingRole(err) {
+		return roleHint(err)
+	}
 	if meta == nil || meta.ToolVersions["pg_dump"] == "" {
 		return err
 	}
@@ -319,6 +343,16 @@ func (s *Source) explainRestoreFailure(ctx context.Context, err error, tool stri
 		return fmt.Errorf("%w (%v)", err, vr)
 	}
 	return err
+}
+
+func missingRole(err error) bool {
+	var xe *source.ExitError
+	return errors.As(err, &xe) && strings.Contains(xe.Stderr, "role \"") && strings.Contains(xe.Stderr, "does not exist")
+}
+
+func roleHint(err error) error {
+	return fmt.Errorf("%w (the dump grants privileges to roles this server lacks: restore the globals part "+
+		"of a `database: all` backup first, or create the roles)", err)
 }
 
 // restoreGlobals replays pg_dumpall --globals-only output. psql goes on past

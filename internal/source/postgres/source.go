@@ -128,6 +128,13 @@ func (s *Source) Dump(ctx context.Context, w io.Writer, meta *source.Meta) error
 	// Rolled back only after pg_dump has exited: the exported snapshot lives
 	// as long as this transaction.
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	// Server-wide timeouts must not cut the counts short or end the
+	// transaction while pg_dump still relies on it (pg_dump lifts them for
+	// itself too).
+	if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0;
+		SET LOCAL idle_in_transaction_session_timeout = 0`); err != nil {
+		return fmt.Errorf("prepare snapshot transaction in %q: %w", db, err)
+	}
 	var snapshot string
 	if err := tx.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&snapshot); err != nil {
 		return fmt.Errorf("export snapshot of %q: %w", db, err)
