@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -277,5 +278,43 @@ func TestManualRestore(t *testing.T) {
 	got = s.ManualRestore("postgres://admin@h/x", &source.Meta{Part: GlobalsPart})
 	if want := []string{"psql -h h -U admin -X -d postgres"}; !slices.Equal(got, want) {
 		t.Errorf("globals: %q, want %q", got, want)
+	}
+}
+
+func TestTargetURL(t *testing.T) {
+	u, err := TargetURL("postgres://drill@scratch:5433/?sslmode=disable", "lifeboat_drill_1", "p@ss w/rd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := New(&Config{Host: "db", Database: "shop"}, source.Deps{Env: testEnv(nil)})
+	p, err := s.targetParams(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.db() != "lifeboat_drill_1" || p.password != "p@ss w/rd" || p.kv["user"] != "drill" || p.where() != "scratch:5433" ||
+		p.kv["sslmode"] != "disable" {
+		t.Errorf("TargetURL round trip: %q -> %+v", u, p)
+	}
+	if u, _ := TargetURL("postgres://drill@scratch", "x", ""); u != "postgres://drill@scratch/x" {
+		t.Errorf("without password: %q", u)
+	}
+}
+
+func TestFindTool(t *testing.T) {
+	_, err := findTool("pg_dump", t.TempDir())
+	var me *source.MissingToolError
+	if !errors.As(err, &me) || me.Package != "postgresql-client" || !strings.Contains(err.Error(), "bin_dir") {
+		t.Errorf("findTool in an empty bin_dir = %v, want a MissingToolError naming the package and bin_dir", err)
+	}
+	// With Debian's pg_wrapper on PATH the real, newest binary is used.
+	p, err := findTool("pg_dump", "")
+	if err != nil {
+		t.Skipf("no pg_dump on PATH: %v", err)
+	}
+	if real, _ := filepath.EvalSymlinks(p); filepath.Base(real) == "pg_wrapper" {
+		t.Errorf("findTool returned pg_wrapper %s", p)
+	}
+	if _, _, err := toolVersion(t.Context(), p, []string{"PATH=/usr/bin:/bin"}); err != nil {
+		t.Errorf("version of %s: %v", p, err)
 	}
 }

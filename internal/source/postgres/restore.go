@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"runtime"
 	"strconv"
@@ -43,6 +44,26 @@ func (s *Source) targetParams(target string) (params, error) {
 		p.password = s.p.password
 	}
 	return p, nil
+}
+
+// TargetURL returns a restore target naming database on server (a
+// postgres:// URL such as a drill target, with or without a database), with
+// password set when not empty. The result holds the password: hand it to
+// Inspect, Restore or Snapshot (which keep it out of argv and messages), never
+// print or log it.
+func TargetURL(server, database, password string) (string, error) {
+	u, err := url.Parse(server)
+	if err != nil {
+		return "", fmt.Errorf("parse server url: %w", redactURLError(err))
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return "", errors.New("server url must start with postgres://")
+	}
+	u.Path, u.RawPath = "/"+database, ""
+	if password != "" {
+		u.User = url.UserPassword(u.User.Username(), password)
+	}
+	return u.String(), nil
 }
 
 // Inspect implements source.Restorer. A database that does not exist has no
