@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/internal/catalog"
 	"github.com/lifeboat-backup/lifeboat/internal/config"
 	"github.com/lifeboat-backup/lifeboat/internal/drill"
+	"github.com/lifeboat-backup/lifeboat/internal/job"
 	"github.com/lifeboat-backup/lifeboat/internal/report"
 	"github.com/lifeboat-backup/lifeboat/internal/source"
 	"github.com/lifeboat-backup/lifeboat/internal/source/files"
@@ -65,120 +67,30 @@ func runDrill(ctx context.Context, opts drillOptions, names []string, app *App) 
 	if err != nil {
 		return err
 	}
-	if len(names) == 0 {
-		names = s.Cfg.SourceNames
-	}
-	for _, n := range names {
-		if _, err := s.SourceConfig(n); err != nil {
-			return err
-		}
-	}
-	out := app.Stdout
+	w := app.Stdout
 	if opts.json {
-		out = app.Stderr
+		w = app.Stderr // the JSON report owns stdout
 	}
-	say := func(format string, args ...any) { fmt.Fprintf(out, format, args...) }
-
-	// What to drill: per source and part, the newest good backup (or --id).
-	type job struct {
-		sc *config.Source
-		e  catalog.Entry
+	run, err := s.DrillRun(ctx, names, opts.id, opts.keep, w)
+	if err != nil {
+		return err
 	}
-	var jobs []job
-	found := false
-	for _, n := range names {
-		sc, _ := s.SourceConfig(n)
-		es, warns, err := s.Entries(ctx, n, nil)
-		if err != nil {
-			return err
-		}
-		for _, w := range warns {
-			app.Logger().Warn(w)
-		}
-		picked, err := pickDrill(es, sc, opts.id)
-		if err != nil {
-			return err
-		}
-		if len(picked) == 0 && opts.id == "" {
-			say("%s: no backup to drill yet\n", n)
-		}
-		for _, e := range picked {
-			found = true
-			jobs = append(jobs, job{sc, e})
-		}
-	}
-	if opts.id != "" && !found {
-		return &UserError{Msg: "no backup with id " + opts.id, Hint: "see `lifeboat list`", Code: ExitUsage}
-	}
-
-	runner := s.Runner()
-	run := &report.Run{ID: catalog.NewID(), Kind: report.Drill, Host: app.Hostname, Started: app.Now()}
-	var failed, slow []string
-	for _, j := range jobs {
-		if ctx.Err() != nil {
-			break
-		}
-		e := j.e
-		name := e.Source
-		if e.Part != "" {
-			name += "/" + e.Part
-		}
-		it := report.Item{Source: e.Source, Part: e.Part, BackupID: e.ID, Artifact: e.Artifact, Started: app.Now(), Status: report.Failed}
-		req, err := drillRequest(ctx, s, j.sc, e, opts)
-		if err != nil {
-			it.Error, it.Finished = err.Error(), app.Now()
-			run.Items = append(run.Items, it)
-			say("%s: cannot drill %s: %v\n", name, e.ID, err)
-			failed = append(failed, name)
-			continue
-		}
-		say("%s: drilling %s of %s from %s...\n", name, e.ID, e.Started.UTC().Format("2006-01-02 15:04"), e.Storage.Name())
-		res, err := drill.Run(ctx, runner, req)
-		rep := res.Report
-		it.Finished, it.Checks, it.RTOSeconds = app.Now(), rep.Checks, rep.RTOSeconds
-		for _, c := range rep.Checks {
-			mark := "ok    "
-			if !c.OK {
-				mark = "FAILED"
-			}
-			say("  %s  %-16s %s\n", mark, c.Name, c.Detail)
-		}
-		if rep.Error != "" {
-			say("  FAILED  %s\n", rep.Error)
-			it.Error = rep.Error
-		}
-		switch {
-		case err != nil:
-			it.Error = strings.TrimPrefix(it.Error+"; "+err.Error(), "; ")
-			say("%s: drill could not be completed: %v\n", name, err)
-			failed = append(failed, name)
-		case !rep.OK:
-			it.Error = strings.TrimPrefix(it.Error+"; "+strings.Join(res.Failed(), "; "), "; ")
-			say("%s: DRILL FAILED (report %s)\n", name, res.Key)
-			failed = append(failed, name)
-		default:
-			it.Status = report.OK
-			rto := ""
-			if req.RTO > 0 {
-				rto = ", rto " + config.FormatDuration(req.RTO)
-			}
-			say("%s: drill passed: usable copy after %s%s (report %s)\n", name,
-				(time.Duration(rep.RTOSeconds * float64(time.Second))).Round(time.Millisecond), rto, res.Key)
-			if res.RTOExceeded {
-				it.Warnings = append(it.Warnings, "restore took longer than the rto")
-				slow = append(slow, name)
-			}
-		}
-		if opts.keep && rep.Target != "" {
-			say("%s: scratch copy kept at %s\n", name, rep.Target)
-		}
-		run.Items = append(run.Items, it)
-	}
-	run.Finished = app.Now()
-	run.Summarize()
 	if opts.json {
 		b, _ := json.MarshalIndent(run, "", "  ")
 		app.Printf("%s\n", b)
+	}
+	var failed, slow []string
+	for _, it := range run.Items {
+		name := it.Source
+		if it.Part != "" {
+			name += "/" + it.Part
+		}
+		switch {
+		case it.Status == report.Failed:
+			failed = append(failed, name)
+		case slices.Contains(it.Warnings, rtoWarning):
+			slow = append(slow, name)
+		}
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -191,6 +103,130 @@ func runDrill(ctx context.Context, opts drillOptions, names []string, app *App) 
 			Hint: "the backups restore correctly, but too slowly for the declared rto: raise rto or speed up restores"}
 	}
 	return nil
+}
+
+// rtoWarning marks a drill item whose restore took longer than the rto.
+const rtoWarning = "restore took longer than the rto"
+
+// DrillRun drills the named sources (all when none; only the backup with id
+// when set), printing each check to w, and returns the run report: one item
+// per drilled backup, failed when the drill failed or could not run, with
+// rtoWarning among its warnings when the restore was slower than the rto.
+// The error is for unknown sources or ids. It is what `lifeboat drill` and
+// the daemon's scheduled drills call.
+func (s *Setup) DrillRun(ctx context.Context, names []string, id string, keep bool, w io.Writer) (*report.Run, error) {
+	app := s.App
+	if len(names) == 0 {
+		names = s.Cfg.SourceNames
+	}
+	for _, n := range names {
+		if _, err := s.SourceConfig(n); err != nil {
+			return nil, err
+		}
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+
+	// What to drill: per source and part, the newest good backup (or id).
+	type target struct {
+		sc *config.Source
+		e  catalog.Entry
+	}
+	var todo []target
+	for _, n := range names {
+		sc, _ := s.SourceConfig(n)
+		es, warns, err := s.Entries(ctx, n, nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, warn := range warns {
+			app.Logger().Warn(warn)
+		}
+		picked, err := pickDrill(es, sc, id)
+		if err != nil {
+			return nil, err
+		}
+		if len(picked) == 0 && id == "" {
+			say("%s: no backup to drill yet\n", n)
+		}
+		for _, e := range picked {
+			todo = append(todo, target{sc, e})
+		}
+	}
+	if id != "" && len(todo) == 0 {
+		return nil, &UserError{Msg: "no backup with id " + id, Hint: "see `lifeboat list`", Code: ExitUsage}
+	}
+
+	runner := s.Runner()
+	run := &report.Run{ID: catalog.NewID(), Kind: report.Drill, Host: app.Hostname, Started: app.Now()}
+	for _, j := range todo {
+		e := j.e
+		it := report.Item{Source: e.Source, Part: e.Part, BackupID: e.ID, Artifact: e.Artifact, Started: app.Now(), Status: report.Failed}
+		if ctx.Err() != nil {
+			it.Status, it.Error = report.Skipped, "interrupted"
+			run.Items = append(run.Items, it)
+			continue
+		}
+		run.Items = append(run.Items, drillOne(ctx, s, runner, j.sc, e, keep, it, say))
+	}
+	run.Finished = app.Now()
+	run.Summarize()
+	return run, nil
+}
+
+// drillOne drills e and fills it.
+func drillOne(ctx context.Context, s *Setup, runner *job.Runner, sc *config.Source, e catalog.Entry, keep bool, it report.Item, say func(string, ...any)) report.Item {
+	app := s.App
+	name := e.Source
+	if e.Part != "" {
+		name += "/" + e.Part
+	}
+	req, err := drillRequest(ctx, s, sc, e, keep)
+	if err != nil {
+		it.Error, it.Finished = err.Error(), app.Now()
+		say("%s: cannot drill %s: %v\n", name, e.ID, err)
+		return it
+	}
+	say("%s: drilling %s of %s from %s...\n", name, e.ID, e.Started.UTC().Format("2006-01-02 15:04"), e.Storage.Name())
+	res, err := drill.Run(ctx, runner, req)
+	rep := res.Report
+	it.Finished, it.Checks, it.RTOSeconds = app.Now(), rep.Checks, rep.RTOSeconds
+	for _, c := range rep.Checks {
+		mark := "ok    "
+		if !c.OK {
+			mark = "FAILED"
+		}
+		say("  %s  %-16s %s\n", mark, c.Name, c.Detail)
+	}
+	if rep.Error != "" {
+		say("  FAILED  %s\n", rep.Error)
+		it.Error = rep.Error
+	}
+	if res.Key != "" {
+		it.Details = append(it.Details, "report: "+res.Key+" in "+e.Storage.Name())
+	}
+	switch {
+	case err != nil:
+		it.Error = strings.TrimPrefix(it.Error+"; "+err.Error(), "; ")
+		say("%s: drill could not be completed: %v\n", name, err)
+	case !rep.OK:
+		it.Error = strings.TrimPrefix(it.Error+"; "+strings.Join(res.Failed(), "; "), "; ")
+		say("%s: DRILL FAILED (report %s)\n", name, res.Key)
+	default:
+		it.Status = report.OK
+		rto := ""
+		if req.RTO > 0 {
+			rto = ", rto " + declaredDuration(req.RTO)
+		}
+		say("%s: drill passed: usable copy after %s%s (report %s)\n", name,
+			(time.Duration(rep.RTOSeconds * float64(time.Second))).Round(time.Millisecond), rto, res.Key)
+		if res.RTOExceeded {
+			it.Warnings = append(it.Warnings, rtoWarning)
+		}
+	}
+	if keep && rep.Target != "" {
+		say("%s: scratch copy kept at %s\n", name, rep.Target)
+	}
+	return it
 }
 
 // pickDrill returns the entries to drill for one source: the newest backup
@@ -255,7 +291,7 @@ func pickDrill(es []catalog.Entry, sc *config.Source, id string) ([]catalog.Entr
 
 // drillRequest builds the drill of e: restorer, decoding stages, and the
 // inspector for the source's type.
-func drillRequest(ctx context.Context, s *Setup, sc *config.Source, e catalog.Entry, opts drillOptions) (drill.Request, error) {
+func drillRequest(ctx context.Context, s *Setup, sc *config.Source, e catalog.Entry, keep bool) (drill.Request, error) {
 	src, _, err := s.Source(sc.Name)
 	if err != nil {
 		return drill.Request{}, err
@@ -273,7 +309,7 @@ func drillRequest(ctx context.Context, s *Setup, sc *config.Source, e catalog.En
 		d = *sc.Drill
 	}
 	req := drill.Request{Entry: e, Restorer: rs, Stages: stages, Assertions: d.Assertions, RTO: sc.RTO.D(),
-		Dir: s.Cfg.Dir, Keep: opts.keep}
+		Dir: s.Cfg.Dir, Keep: keep}
 	needTarget := func(scheme string) error {
 		if d.Target == "" {
 			return &UserError{Msg: fmt.Sprintf("source %s has no drill server", sc.Name),
@@ -300,4 +336,17 @@ func drillRequest(ctx context.Context, s *Setup, sc *config.Source, e catalog.En
 		return req, fmt.Errorf("drills of %s sources are not supported yet", sc.Type)
 	}
 	return req, nil
+}
+
+// declaredDuration prints a configured duration as written: "15m", "1h",
+// "2d", not "15m0s".
+func declaredDuration(d time.Duration) string {
+	s := config.FormatDuration(d)
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/lifeboat-backup/lifeboat/internal/report"
 )
 
 // drillConfig gives app-db an rto and drill assertions.
@@ -61,6 +63,16 @@ func TestDrill(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("drill output lacks %q:\n%s", want, out)
 		}
+	}
+	if !strings.Contains(out, "app-db: drill passed: usable copy after") || !strings.Contains(out, ", rto 15m (report app-db/") {
+		t.Errorf("drill summary:\n%s", out)
+	}
+	var run report.Run
+	if err := json.Unmarshal([]byte(e.mustRun("drill", "uploads", "--json")), &run); err != nil {
+		t.Fatal(err)
+	}
+	if run.Kind != report.Drill || len(run.Items) != 1 || run.Items[0].Status != report.OK || len(run.Items[0].Checks) != 2 {
+		t.Fatalf("drill --json: %+v", run)
 	}
 	st, r := e.status()
 	if r.code != 0 {

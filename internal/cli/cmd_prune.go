@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -84,35 +85,27 @@ func runPrune(ctx context.Context, opts pruneOptions, names []string, app *App) 
 	if err != nil {
 		return err
 	}
-	if len(names) == 0 {
-		names = s.Cfg.SourceNames
+	w := app.Stdout
+	if opts.json {
+		w = app.Stderr // the JSON report owns stdout
 	}
-	for _, n := range names {
-		if _, err := s.SourceConfig(n); err != nil {
-			return err
-		}
+	run, err := s.PruneRun(ctx, names, opts.dryRun, opts.trustClock, w)
+	if err != nil {
+		return err
 	}
-	run := &report.Run{ID: catalog.NewID(), Kind: report.Prune, Host: app.Hostname, Started: app.Now()}
-	cache := map[string]storage.Storage{}
-	var refused, failed []string
-	for _, n := range names {
-		it, why := pruneSource(ctx, s, n, opts, cache)
-		run.Items = append(run.Items, it)
-		switch why {
-		case "refused":
-			refused = append(refused, n)
-		case "failed":
-			failed = append(failed, n)
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	run.Finished = app.Now()
-	run.Summarize()
 	if opts.json {
 		b, _ := json.MarshalIndent(run, "", "  ")
 		app.Printf("%s\n", b)
+	}
+	var refused, failed []string
+	for _, it := range run.Items {
+		switch {
+		case it.Status != report.Failed:
+		case strings.HasPrefix(it.Error, "prune "+it.Source+" refused:"):
+			refused = append(refused, it.Source)
+		default:
+			failed = append(failed, it.Source)
+		}
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -126,20 +119,45 @@ func runPrune(ctx context.Context, opts pruneOptions, names []string, app *App) 
 	return nil
 }
 
-// pruneSource plans (and unless dry-run executes) one source's prune and
-// prints it. It returns the report item and "", "refused" or "failed".
-func pruneSource(ctx context.Context, s *Setup, name string, opts pruneOptions, cache map[string]storage.Storage) (report.Item, string) {
-	app := s.App
-	out := app.Stdout
-	if opts.json {
-		out = app.Stderr // the JSON report owns stdout
+// PruneRun prunes the named sources (all when none) one after another,
+// printing each plan and outcome to w, and returns the run report. A refused
+// source's item is failed with an error starting "prune SOURCE refused". It
+// is what `lifeboat prune` and the daemon's scheduled prunes call.
+func (s *Setup) PruneRun(ctx context.Context, names []string, dryRun, trustClock bool, w io.Writer) (*report.Run, error) {
+	if len(names) == 0 {
+		names = s.Cfg.SourceNames
 	}
+	for _, n := range names {
+		if _, err := s.SourceConfig(n); err != nil {
+			return nil, err
+		}
+	}
+	app := s.App
+	run := &report.Run{ID: catalog.NewID(), Kind: report.Prune, Host: app.Hostname, Started: app.Now()}
+	cache := map[string]storage.Storage{}
+	opts := pruneOptions{dryRun: dryRun, trustClock: trustClock}
+	for _, n := range names {
+		if ctx.Err() != nil {
+			run.Items = append(run.Items, report.Item{Source: n, Status: report.Skipped, Error: "interrupted"})
+			continue
+		}
+		run.Items = append(run.Items, pruneSource(ctx, s, n, opts, cache, w))
+	}
+	run.Finished = app.Now()
+	run.Summarize()
+	return run, nil
+}
+
+// pruneSource plans (and unless dry-run executes) one source's prune and
+// prints it to out.
+func pruneSource(ctx context.Context, s *Setup, name string, opts pruneOptions, cache map[string]storage.Storage, out io.Writer) report.Item {
+	app := s.App
 	say := func(format string, args ...any) { fmt.Fprintf(out, format, args...) }
 	it := report.Item{Source: name, Started: app.Now(), Status: report.Failed}
-	fail := func(err error) (report.Item, string) {
+	fail := func(err error) report.Item {
 		it.Error, it.Finished = err.Error(), app.Now()
 		say("%s: FAILED: %v\n", name, err)
-		return it, "failed"
+		return it
 	}
 	sc, _ := s.SourceConfig(name)
 	sts, err := pruneStorages(ctx, s, sc.Storages, cache)
@@ -195,7 +213,7 @@ func pruneSource(ctx context.Context, s *Setup, name string, opts pruneOptions, 
 			say("%s: hint: %s\n", name, hint)
 		}
 		it.Error, it.Finished = plan.Refused.Error(), app.Now()
-		return it, "refused"
+		return it
 	}
 	deletes, garbage := plan.Deletes(), len(plan.Garbage)
 	if opts.dryRun {
@@ -204,7 +222,7 @@ func pruneSource(ctx context.Context, s *Setup, name string, opts pruneOptions, 
 			say("%s: would also abort unfinished uploads older than 24h in %s\n", name, storageNames(plan.Aborts))
 		}
 		it.Status, it.Finished = report.Skipped, app.Now()
-		return it, ""
+		return it
 	}
 	res, err := prune.Execute(ctx, plan)
 	deleted, locked, aborted := 0, 0, 0
@@ -233,10 +251,10 @@ func pruneSource(ctx context.Context, s *Setup, name string, opts pruneOptions, 
 	it.Finished = app.Now()
 	if err != nil {
 		it.Error = err.Error()
-		return it, "failed"
+		return it
 	}
 	it.Status = report.OK
-	return it, ""
+	return it
 }
 
 // deletedBackupObjects counts deleted artifacts, manifests and drill reports.
