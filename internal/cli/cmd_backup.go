@@ -100,11 +100,13 @@ func runBackup(ctx context.Context, opts backupOptions, names []string, app *App
 func (s *Setup) BackupRun(ctx context.Context, names, tags []string) *report.Run {
 	runner := s.Runner()
 	run := &report.Run{ID: catalog.NewID(), Kind: report.Backup, Host: s.App.Hostname, Started: s.App.Now()}
+	d := s.notifier()
 	for _, n := range names {
 		if ctx.Err() != nil {
 			run.Items = append(run.Items, report.Item{Source: n, Status: report.Skipped, Error: "interrupted"})
 			continue
 		}
+		d.RunStarted(ctx, report.Backup, n)
 		run.Items = append(run.Items, s.backupSource(ctx, runner, n, tags)...)
 	}
 	if s.progress != nil {
@@ -112,7 +114,33 @@ func (s *Setup) BackupRun(ctx context.Context, names, tags []string) *report.Run
 	}
 	run.Finished = s.App.Now()
 	run.Summarize()
+	d.RunFinished(context.WithoutCancel(ctx), run)
 	return run
+}
+
+// runNotifier is what commands tell about runs (a notify.Dispatcher).
+type runNotifier interface {
+	RunStarted(ctx context.Context, kind report.Kind, source string)
+	RunFinished(ctx context.Context, run *report.Run)
+}
+
+type noNotifier struct{}
+
+func (noNotifier) RunStarted(context.Context, report.Kind, string) {}
+func (noNotifier) RunFinished(context.Context, *report.Run)        {}
+
+// notifier returns the configured dispatcher. A notifier that cannot be set
+// up is logged and skipped: telling people must never stop a backup.
+func (s *Setup) notifier() runNotifier {
+	if len(s.Cfg.NotifierNames) == 0 {
+		return noNotifier{}
+	}
+	d, err := s.Dispatcher()
+	if err != nil {
+		s.App.Logger().Error("notifiers unavailable; this run will not be reported", "err", err)
+		return noNotifier{}
+	}
+	return d
 }
 
 func (s *Setup) backupSource(ctx context.Context, runner *job.Runner, name string, tags []string) []report.Item {

@@ -54,6 +54,7 @@ func runCopy(ctx context.Context, opts copyOptions, sources []string, app *App) 
 	run.Items = s.Runner().Copy(ctx, from, to, sources)
 	run.Finished = app.Now()
 	run.Summarize()
+	s.notifier().RunFinished(context.WithoutCancel(ctx), run)
 	copied := 0
 	for _, it := range run.Items {
 		if it.Status == report.OK {

@@ -11,10 +11,6 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/internal/config"
 	"github.com/lifeboat-backup/lifeboat/internal/notify"
-	"github.com/lifeboat-backup/lifeboat/internal/notify/email"
-	"github.com/lifeboat-backup/lifeboat/internal/notify/healthchecks"
-	"github.com/lifeboat-backup/lifeboat/internal/notify/slack"
-	"github.com/lifeboat-backup/lifeboat/internal/notify/webhook"
 	"github.com/lifeboat-backup/lifeboat/internal/storage"
 	"github.com/lifeboat-backup/lifeboat/internal/summary"
 )
@@ -140,17 +136,6 @@ func (s *Setup) Summary(ctx context.Context, now time.Time, window time.Duration
 		sum.Problems = append(sum.Problems, "storage "+b.Name+" could not be opened: "+b.Error)
 	}
 	return sum, nil
-}
-
-// notifierFactories construct the notifier types of notifierKinds. They
-// belong beside it in registry.go.
-func notifierFactories() map[string]notify.Factory {
-	return map[string]notify.Factory{
-		"email":        notify.Typed(email.New),
-		"slack":        notify.Typed(slack.New),
-		"webhook":      notify.Typed(webhook.New),
-		"healthchecks": notify.Typed(healthchecks.New),
-	}
 }
 
 // Dispatcher builds the configured notifiers and a dispatcher for them.

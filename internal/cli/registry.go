@@ -2,6 +2,11 @@ package cli
 
 import (
 	"context"
+	"github.com/lifeboat-backup/lifeboat/internal/notify"
+	"github.com/lifeboat-backup/lifeboat/internal/notify/email"
+	"github.com/lifeboat-backup/lifeboat/internal/notify/healthchecks"
+	"github.com/lifeboat-backup/lifeboat/internal/notify/slack"
+	"github.com/lifeboat-backup/lifeboat/internal/notify/webhook"
 	agestage "github.com/lifeboat-backup/lifeboat/internal/pipeline/age"
 
 	"github.com/lifeboat-backup/lifeboat/internal/config"
@@ -56,9 +61,23 @@ func storageKinds() map[string]storageKind {
 	}
 }
 
-// notifierKinds returns the notifier types; see notify wiring.
+// notifierKinds returns the notifier config types; notifierFactories builds them.
 func notifierKinds() map[string]func() config.Spec {
-	return map[string]func() config.Spec{}
+	return map[string]func() config.Spec{
+		"email":        func() config.Spec { return email.DefaultConfig() },
+		"slack":        func() config.Spec { return slack.DefaultConfig() },
+		"webhook":      func() config.Spec { return webhook.DefaultConfig() },
+		"healthchecks": func() config.Spec { return healthchecks.DefaultConfig() },
+	}
+}
+
+func notifierFactories() map[string]notify.Factory {
+	return map[string]notify.Factory{
+		"email":        notify.Typed(email.New),
+		"slack":        notify.Typed(slack.New),
+		"webhook":      notify.Typed(webhook.New),
+		"healthchecks": notify.Typed(healthchecks.New),
+	}
 }
 
 func configRegistry() config.Registry {
