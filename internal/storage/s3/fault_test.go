@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,10 @@ type faultProxy struct {
 	cutGets   atomic.Int32 // GET bodies still to cut after cutAt bytes
 	cutAt     int64
 
+	// hideLock makes the server behave like one that won't tell an
+	// object's lock: no lock headers on HEAD, unreadable retention XML.
+	hideLock atomic.Bool
+
 	// beforeComplete, when set, runs before a CompleteMultipartUpload is
 	// forwarded.
 	beforeComplete func()
@@ -55,6 +60,18 @@ func newFaultProxy(t *testing.T, srv *miniotest.Server) *faultProxy {
 			r.Out.Host = r.In.Host
 		},
 		ModifyResponse: func(resp *http.Response) error {
+			if p.hideLock.Load() {
+				for _, h := range []string{"X-Amz-Object-Lock-Mode", "X-Amz-Object-Lock-Retain-Until-Date", "X-Amz-Object-Lock-Legal-Hold"} {
+					resp.Header.Del(h)
+				}
+				if resp.Request.URL.Query().Has("retention") {
+					resp.Body.Close()
+					const junk = "<ObjectLockRetention><Mode>COMPLIANCE</Mode></ObjectLockRetention>"
+					resp.Body = io.NopCloser(strings.NewReader(junk))
+					resp.ContentLength = int64(len(junk))
+					resp.Header.Set("Content-Length", strconv.Itoa(len(junk)))
+				}
+			}
 			if resp.Request.Method == http.MethodGet && resp.Request.URL.Query().Get("uploads") == "" &&
 				resp.StatusCode/100 == 2 && resp.ContentLength > p.cutAt && isObjectRequest(resp.Request) {
 				if p.cutGets.Add(-1) >= 0 {
@@ -284,5 +301,31 @@ func TestConditionalCommit(t *testing.T) {
 	}
 	if ups := srv.IncompleteUploads(t, bucket, ""); len(ups) != 0 {
 		t.Fatalf("incomplete uploads left: %+v", ups)
+	}
+}
+
+// TestLockHiddenByServer: a server that refuses to delete a locked version
+// but won't say why (no lock headers, retention unreadable) still gives
+// storage.ErrLocked on a bucket with object lock.
+func TestLockHiddenByServer(t *testing.T) {
+	srv := miniotest.Start(t)
+	bucket := newBucket(t, srv, true)
+	p := newFaultProxy(t, srv)
+	cfg := testConfig(srv, bucket)
+	cfg.Endpoint = p.srv.URL
+	cfg.ObjectLock = &ObjectLock{Mode: "compliance", Days: 1}
+	st := newStore(t, cfg, storage.Options{})
+	put(t, st, "k", []byte("x"))
+
+	p.hideLock.Store(true)
+	if until, err := st.LockedUntil(t.Context(), "k"); err == nil {
+		t.Fatalf("LockedUntil through the hiding proxy = %v, want an error (the setup hides nothing)", until)
+	}
+	err := st.Delete(t.Context(), "k")
+	if !errors.Is(err, storage.ErrLocked) {
+		t.Fatalf("Delete = %v, want storage.ErrLocked", err)
+	}
+	if n := liveVersions(t, srv, bucket, "k"); n != 1 {
+		t.Fatalf("%d versions left", n)
 	}
 }

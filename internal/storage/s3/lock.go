@@ -57,9 +57,16 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 			continue
 		}
 		if !v.IsDeleteMarker {
-			if until, mode, locked := s.versionLock(ctx, name, v.VersionID); locked {
-				return &storage.PermanentError{Err: fmt.Errorf("delete %s from storage %s: %w (%s until %s)",
-					key, s.name, storage.ErrLocked, mode, until.UTC().Format(time.RFC3339))}
+			// Recognise the refusal by the version's lock, not the status
+			// code. When the server hides the lock, a refusal on a bucket
+			// with object lock is taken as the lock.
+			l := s.versionLock(ctx, name, v.VersionID)
+			if !l.locked && l.unknown && s.bucketLocked(ctx) {
+				l = lockState{locked: true, mode: "object lock (retention unreadable)"}
+			}
+			if l.locked {
+				return &storage.PermanentError{Err: fmt.Errorf("delete %s from storage %s: %w (%s): %v",
+					key, s.name, storage.ErrLocked, l, err)}
 			}
 		}
 		return s.wrap("delete", key, err)
@@ -93,28 +100,54 @@ func (s *Store) versions(ctx context.Context, name string) ([]minio.ObjectInfo, 
 	return out, err
 }
 
-// versionLock reports whether a version is under retention (until a time
-// still to come) or legal hold.
-func (s *Store) versionLock(ctx context.Context, name, versionID string) (time.Time, string, bool) {
+// lockState is what a version's lock headers say.
+type lockState struct {
+	locked bool      // retention until a time still to come, or legal hold
+	until  time.Time // end of retention; zero for none or unknown
+	mode   string    // "compliance", "governance", "legal hold"
+	// unknown: the server would not tell (versitygw v1.8.0 sends no lock
+	// headers on HEAD and malformed retention XML).
+	unknown bool
+}
+
+func (l lockState) String() string {
+	if l.until.IsZero() {
+		return l.mode
+	}
+	return fmt.Sprintf("%s until %s", l.mode, l.until.UTC().Format(time.RFC3339))
+}
+
+// versionLock reads a version's retention and legal hold.
+func (s *Store) versionLock(ctx context.Context, name, versionID string) lockState {
 	info, err := s.client.StatObject(ctx, s.bucket, name, minio.StatObjectOptions{VersionID: versionID})
 	if err != nil {
-		return time.Time{}, "", false
+		return lockState{unknown: true}
 	}
 	if strings.EqualFold(info.Metadata.Get("X-Amz-Object-Lock-Legal-Hold"), "ON") {
-		return time.Time{}, "legal hold", true
+		return lockState{locked: true, mode: "legal hold"}
 	}
 	until, mode := lockHeaders(info)
 	if until.IsZero() {
-		// Some servers (versitygw) don't send the lock headers on HEAD.
 		m, u, err := s.client.GetObjectRetention(ctx, s.bucket, name, versionID)
-		if err == nil && u != nil {
+		switch {
+		case isCode(err, "NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"):
+			return lockState{}
+		case err != nil:
+			return lockState{unknown: true}
+		case u != nil:
 			until = *u
 			if m != nil {
 				mode = strings.ToLower(m.String())
 			}
 		}
 	}
-	return until, mode, until.After(s.now())
+	return lockState{locked: until.After(s.now()), until: until, mode: mode}
+}
+
+// bucketLocked reports whether the bucket has object lock enabled.
+func (s *Store) bucketLocked(ctx context.Context) bool {
+	state, _, _, _, err := s.client.GetObjectLockConfig(ctx, s.bucket)
+	return err == nil && state == "Enabled"
 }
 
 func lockHeaders(info minio.ObjectInfo) (time.Time, string) {

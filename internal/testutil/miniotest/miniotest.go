@@ -168,24 +168,42 @@ func (s *Server) start(t testing.TB, bin, certs string) error {
 	t.Helper()
 	port, console := freePort(t), freePort(t)
 	s.addr = fmt.Sprintf("127.0.0.1:%d", port)
-	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "server", s.DataDir,
+	args := []string{"server", s.DataDir,
 		"--address", s.addr,
 		"--console-address", fmt.Sprintf("127.0.0.1:%d", console),
 		"--certs-dir", certs,
-		"--quiet")
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + filepath.Dir(s.DataDir),
+		"--quiet"}
+	env := []string{
 		"MINIO_ROOT_USER=" + s.AccessKey,
 		"MINIO_ROOT_PASSWORD=" + s.SecretKey,
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
 	}
+	hc := s.httpClient()
+	return s.run(t, bin, args, env, func() error {
+		resp, err := hc.Get(s.URL() + "/minio/health/live")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("health check: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+// run starts bin and waits until live succeeds; the process is stopped by
+// pid (SIGTERM, then SIGKILL) when the test ends.
+func (s *Server) run(t testing.TB, bin string, args, env []string, live func() error) error {
+	t.Helper()
+	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Dir(s.DataDir)}, env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -202,25 +220,20 @@ func (s *Server) start(t testing.TB, bin, certs string) error {
 			<-exited
 		}
 	}
-
-	hc := s.httpClient()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("minio exited early (%v):\n%s", err, s.logTail())
+			return fmt.Errorf("%s exited early (%v):\n%s", filepath.Base(bin), err, s.logTail())
 		default:
 		}
-		resp, err := hc.Get(s.URL() + "/minio/health/live")
+		err := live()
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+			break
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return fmt.Errorf("minio not live after 60s (%v):\n%s", err, s.logTail())
+			return fmt.Errorf("%s not live after 60s (%v):\n%s", filepath.Base(bin), err, s.logTail())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -403,4 +416,62 @@ func writeCerts(t testing.TB, dir string) string {
 	ca := filepath.Join(filepath.Dir(dir), "ca.pem")
 	write(ca, "CERTIFICATE", caDER)
 	return ca
+}
+
+// StartVersity starts a versitygw (github.com/versity/versitygw, posix
+// backend with versioning) as a second, optional S3 implementation whose
+// error codes match AWS's. The binary is $LIFEBOAT_VERSITYGW,
+// <repo>/.cache/bin/versitygw or versitygw on PATH; when absent the test is
+// skipped, even in CI: versitygw is never required.
+func StartVersity(t testing.TB) *Server {
+	t.Helper()
+	bin := os.Getenv("LIFEBOAT_VERSITYGW")
+	if bin == "" {
+		if root := repoRoot(); root != "" && isFile(filepath.Join(root, ".cache", "bin", "versitygw")) {
+			bin = filepath.Join(root, ".cache", "bin", "versitygw")
+		} else if p, err := exec.LookPath("versitygw"); err == nil {
+			bin = p
+		}
+	}
+	if bin == "" || !isFile(bin) {
+		t.Skip("versitygw not installed (optional: GOBIN=<repo>/.cache/bin go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
+	}
+	dir := t.TempDir()
+	s := &Server{
+		AccessKey: "lifeboat-root",
+		SecretKey: randomHex(t, 16),
+		DataDir:   filepath.Join(dir, "data"),
+		log:       filepath.Join(dir, "versitygw.log"),
+	}
+	versions := filepath.Join(dir, "versions")
+	for _, d := range []string{s.DataDir, versions} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lastErr error
+	for range 3 {
+		s.addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		args := []string{"--port", s.addr, "--quiet", "posix", "--versioning-dir", versions, s.DataDir}
+		env := []string{"ROOT_ACCESS_KEY=" + s.AccessKey, "ROOT_SECRET_KEY=" + s.SecretKey}
+		lastErr = s.run(t, bin, args, env, func() error {
+			c, err := net.DialTimeout("tcp", s.addr, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if lastErr == nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		t.Fatalf("start versitygw: %v", lastErr)
+	}
+	c, err := s.NewClient(s.AccessKey, s.SecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.client = c
+	return s
 }
