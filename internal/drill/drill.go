@@ -162,6 +162,12 @@ func Run(ctx context.Context, r *job.Runner, req Request) (Result, error) {
 		return res, fmt.Errorf("prepare scratch target %s: %w", name, err)
 	}
 	rep.Target = redact(target)
+	if rep.Target != target {
+		// The restore path logs its target: keep the password out.
+		rr := *r
+		rr.Logger = slog.New(redactHandler{inner: log.Handler(), secret: target, repl: rep.Target})
+		r, log = &rr, rr.Logger
+	}
 	log = log.With("source", e.Source, "id", e.ID, "target", rep.Target)
 	log.Info("drill started")
 	took := drill(ctx, r, req, target, rep, start, now)

@@ -1,10 +1,12 @@
 package drill
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -133,6 +135,8 @@ func TestPostgresDrill(t *testing.T) {
 		srv.CreateRole(t, "driller", pw, "CREATEDB")
 		e := newEnv(t)
 		en, _ := backup(e)
+		var logs bytes.Buffer
+		e.runner.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		di := Postgres{Server: fmt.Sprintf("postgres://driller@%s:%d/postgres?sslmode=disable", srv.Host, srv.Port), Password: pw}
 		res, err := Run(context.Background(), e.runner, Request{Entry: en, Restorer: src, Stages: e.decode(), Inspector: di,
 			SchemaVersionQuery: query, Assertions: []config.Assertion{{Name: "fails", Command: `echo "$LIFEBOAT_DRILL_TARGET" >&2; exit 1`}}})
@@ -142,6 +146,9 @@ func TestPostgresDrill(t *testing.T) {
 		b, _ := json.Marshal(res.Report)
 		if strings.Contains(string(b), pw) {
 			t.Fatalf("password in report: %s", b)
+		}
+		if strings.Contains(logs.String(), pw) || !strings.Contains(logs.String(), "restore started") {
+			t.Fatalf("password in logs, or nothing logged:\n%s", logs.String())
 		}
 		if c, _ := checkNamed(res.Report, "restore"); !c.OK || !strings.HasPrefix(res.Report.Target, "postgres://driller@") {
 			t.Fatalf("restore %+v, target %s", c, res.Report.Target)
