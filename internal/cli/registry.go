@@ -12,6 +12,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/internal/config"
 	"github.com/lifeboat-backup/lifeboat/internal/source"
 	"github.com/lifeboat-backup/lifeboat/internal/source/files"
+	"github.com/lifeboat-backup/lifeboat/internal/source/postgres"
 	"github.com/lifeboat-backup/lifeboat/internal/source/sqlite"
 	"github.com/lifeboat-backup/lifeboat/internal/storage"
 	"github.com/lifeboat-backup/lifeboat/internal/storage/local"
@@ -36,6 +37,12 @@ func sourceKinds() map[string]sourceKind {
 		"sqlite": {
 			spec: func() config.Spec { return &sqlite.Config{} },
 			open: func(s config.Spec, d source.Deps) (source.Source, error) { return sqlite.New(s.(*sqlite.Config), d) },
+		},
+		"postgres": {
+			spec: func() config.Spec { return &postgres.Config{} },
+			open: func(s config.Spec, d source.Deps) (source.Source, error) {
+				return postgres.Open(s.(*postgres.Config), d)
+			},
 		},
 		"files": {
 			spec: func() config.Spec { return &files.Config{} },

@@ -146,6 +146,16 @@ func (s *Source) Restore(ctx context.Context, r io.Reader, target string, meta *
 	if s.globals || meta != nil && (meta.Part == GlobalsPart || meta.Extra["pg_format"] == GlobalsPart) {
 		return s.restoreGlobals(ctx, r, p, env)
 	}
+	// A non-empty target got here only through the restore guard with
+	// --force, after a safety backup: overwriting means the database becomes
+	// exactly the backup, so it is dropped and created anew (objects the
+	// backup lacks must not survive, and pg_restore would clash with the
+	// ones it has).
+	if info, err := s.Inspect(ctx, target); err == nil && info.Exists && !info.Empty {
+		if err := s.dropDB(ctx, p); err != nil {
+			return err
+		}
+	}
 	if err := s.prepareDB(ctx, p, meta); err != nil {
 		return err
 	}
@@ -281,6 +291,19 @@ func (s *Source) prepareDB(ctx context.Context, p params, meta *source.Meta) err
 				return fmt.Errorf("prepare database %q on %s: drop the empty public schema the dump recreates: %w", p.db(), p.where(), err)
 			}
 		}
+	}
+	return nil
+}
+
+// dropDB drops the target database, ending its sessions (PostgreSQL 13+).
+func (s *Source) dropDB(ctx context.Context, p params) error {
+	conn, err := p.connectMaintenance(ctx, s.d.Env)
+	if err != nil {
+		return fmt.Errorf("connect to replace database %q on %s: %w", p.db(), p.where(), err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "DROP DATABASE "+pgx.Identifier{p.db()}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database %q on %s to replace it: %w", p.db(), p.where(), err)
 	}
 	return nil
 }
