@@ -168,8 +168,10 @@ func parseEndpoint(ep string, insecure bool) (string, bool, error) {
 		return "", false, fmt.Errorf("endpoint %q has no host", ep)
 	case u.User != nil:
 		return "", false, fmt.Errorf("endpoint %q: credentials in the URL are not allowed, use access_key and secret_key", u.Redacted())
+	case u.Scheme == "https" && insecure:
+		return "", false, fmt.Errorf("endpoint %q is https but insecure: true asks for plain HTTP; drop one", ep)
 	case u.Path != "" && u.Path != "/", u.RawQuery != "":
 		return "", false, fmt.Errorf("endpoint %q: a path is not allowed (put folders in prefix:)", ep)
 	}
-	return u.Host, u.Scheme == "https" && !insecure, nil
+	return u.Host, u.Scheme == "https", nil
 }

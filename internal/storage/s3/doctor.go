@@ -103,7 +103,7 @@ func (s *Store) doctorLock(ctx context.Context, f func(doctor.Level, string, str
 }
 
 func (s *Store) accessHint(err error) string {
-	resp := minio.ToErrorResponse(err)
+	resp := errResponse(err)
 	switch {
 	case resp.Code == "InvalidAccessKeyId" || resp.Code == "SignatureDoesNotMatch":
 		return "check access_key and secret_key (or the AWS credentials in the environment)"

@@ -39,9 +39,9 @@ type faultProxy struct {
 	// object's lock: no lock headers on HEAD, unreadable retention XML.
 	hideLock atomic.Bool
 
-	// beforeComplete, when set, runs before a CompleteMultipartUpload is
-	// forwarded.
-	beforeComplete func()
+	// beforeCommit, when set, runs before a request that creates an object
+	// (CompleteMultipartUpload or a single PUT) is forwarded.
+	beforeCommit func()
 
 	mu  sync.Mutex
 	log []string // "METHOD query range" of every request
@@ -93,8 +93,11 @@ func newFaultProxy(t *testing.T, srv *miniotest.Server) *faultProxy {
 			fail = p.failParts.Add(-1) >= 0
 		case r.Method == http.MethodPut && !q.Has("uploadId") && isObjectRequest(r):
 			fail = p.failPuts.Add(-1) >= 0
-		case r.Method == http.MethodPost && q.Has("uploadId") && p.beforeComplete != nil:
-			p.beforeComplete()
+			if !fail && p.beforeCommit != nil {
+				p.beforeCommit()
+			}
+		case r.Method == http.MethodPost && q.Has("uploadId") && p.beforeCommit != nil:
+			p.beforeCommit()
 		}
 		if fail {
 			_, _ = io.Copy(io.Discard, r.Body)
@@ -202,6 +205,7 @@ func TestPartFailsForGood(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "injected by the test proxy") {
 		t.Fatalf("Put with every part failing = %v", err)
 	}
+	t.Logf("error: %v", err)
 	if ups := srv.IncompleteUploads(t, bucket, ""); len(ups) != 0 {
 		t.Fatalf("incomplete uploads left after a failed Put: %+v", ups)
 	}
@@ -283,24 +287,32 @@ func TestConditionalCommit(t *testing.T) {
 	p := newFaultProxy(t, srv)
 	st := proxiedStore(t, srv, p, bucket)
 
-	var once sync.Once
-	p.beforeComplete = func() {
-		once.Do(func() {
-			_, err := srv.Client().PutObject(t.Context(), bucket, "race", strings.NewReader("winner"), 6, minio.PutObjectOptions{})
-			if err != nil {
-				t.Error(err)
+	for _, tc := range []struct {
+		name string
+		size int
+	}{{"multipart", 2 * MinPartSize}, {"single", 1000}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var once sync.Once
+			p.beforeCommit = func() {
+				once.Do(func() {
+					_, err := srv.Client().PutObject(t.Context(), bucket, tc.name, strings.NewReader("winner"), 6, minio.PutObjectOptions{})
+					if err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			defer func() { p.beforeCommit = nil }()
+			_, err := st.Put(t.Context(), tc.name, onlyReader{bytes.NewReader(randomData(tc.size, 6))})
+			if !errors.Is(err, fs.ErrExist) {
+				t.Fatalf("Put racing another writer = %v, want fs.ErrExist", err)
+			}
+			if got := readAll(t, st, tc.name); string(got) != "winner" {
+				t.Fatalf("the other writer's object was replaced by %d bytes", len(got))
+			}
+			if ups := srv.IncompleteUploads(t, bucket, ""); len(ups) != 0 {
+				t.Fatalf("incomplete uploads left: %+v", ups)
 			}
 		})
-	}
-	_, err := st.Put(t.Context(), "race", onlyReader{bytes.NewReader(randomData(2*MinPartSize, 6))})
-	if !errors.Is(err, fs.ErrExist) {
-		t.Fatalf("Put racing another writer = %v, want fs.ErrExist", err)
-	}
-	if got := readAll(t, st, "race"); string(got) != "winner" {
-		t.Fatalf("the other writer's object was replaced by %d bytes", len(got))
-	}
-	if ups := srv.IncompleteUploads(t, bucket, ""); len(ups) != 0 {
-		t.Fatalf("incomplete uploads left: %+v", ups)
 	}
 }
 

@@ -105,7 +105,7 @@ func (s *Store) committed(ctx context.Context, key string, size int64, start tim
 }
 
 func isPreconditionFailed(err error) bool {
-	resp := minio.ToErrorResponse(err)
+	resp := errResponse(err)
 	return resp.StatusCode == http.StatusPreconditionFailed || resp.Code == "PreconditionFailed" ||
 		resp.Code == "ConditionalRequestConflict"
 }
@@ -230,7 +230,7 @@ func (s *Store) putMultipart(ctx context.Context, key, name string, src io.Reade
 			}
 			return storage.Object{}, s.readErr(ctx, key, readErr)
 		default:
-			return storage.Object{}, s.wrap("upload part of", key, cause)
+			return storage.Object{}, s.wrap("upload", key, cause)
 		}
 	}
 
@@ -255,7 +255,10 @@ func (s *Store) putPart(ctx context.Context, key, name, uploadID string, num int
 		etag = p.ETag
 		return err
 	})
-	return etag, err
+	if err != nil {
+		return "", fmt.Errorf("part %d: %w", num, err)
+	}
+	return etag, nil
 }
 
 // complete commits the upload. If-None-Match: * makes it fail rather than

@@ -12,8 +12,6 @@ import (
 	"net/url"
 	"syscall"
 	"time"
-
-	"github.com/minio/minio-go/v7"
 )
 
 // retryPolicy retries one request that can safely be sent again.
@@ -63,7 +61,7 @@ func retryable(ctx context.Context, err error) bool {
 	if errors.As(err, &stop) {
 		return false
 	}
-	resp := minio.ToErrorResponse(err)
+	resp := errResponse(err)
 	switch resp.Code {
 	case "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "RequestTimeTooSkewed",
 		"ExpiredToken", "XMinioServerNotInitialized", "XMinioReadQuorum", "XMinioWriteQuorum":

@@ -285,6 +285,7 @@ func TestValidate(t *testing.T) {
 		{"url endpoint", func(c *Config) { c.Endpoint = "https://minio.internal:9000" }, ""},
 		{"endpoint with path", func(c *Config) { c.Endpoint = "https://minio.internal:9000/bucket" }, "endpoint"},
 		{"endpoint scheme", func(c *Config) { c.Endpoint = "ftp://x" }, "endpoint"},
+		{"https but insecure", func(c *Config) { c.Endpoint, c.Insecure = "https://x", true }, "endpoint"},
 		{"endpoint userinfo", func(c *Config) { c.Endpoint = "https://k:s@x" }, "endpoint"},
 		{"only access key", func(c *Config) { c.AccessKey = ref("${env:K}") }, "secret_key"},
 		{"only secret key", func(c *Config) { c.SecretKey = ref("${env:S}") }, "access_key"},
