@@ -35,9 +35,10 @@ var (
 
 // IncompleteAborter is implemented by storages where an interrupted upload
 // can leave invisible parts behind (S3 multipart uploads). Prune calls it
-// with the garbage cutoff; it returns how many uploads it aborted.
+// with the garbage age: it aborts uploads started longer ago than olderThan
+// (by the storage's own clock) and returns how many it aborted.
 type IncompleteAborter interface {
-	AbortIncomplete(ctx context.Context, olderThan time.Time) (int, error)
+	AbortIncomplete(ctx context.Context, olderThan time.Duration) (int, error)
 }
 
 // Partials is implemented by storages that keep objects in progress as
@@ -140,10 +141,11 @@ type Garbage struct {
 	remove func(ctx context.Context) error // for temporary files
 }
 
-// Abort is a request to a storage to abort unfinished uploads.
+// Abort is a request to a storage to abort unfinished uploads started more
+// than OlderThan ago.
 type Abort struct {
 	Storage   storage.Storage
-	OlderThan time.Time
+	OlderThan time.Duration
 }
 
 // Action is one deletion of a plan.
@@ -199,7 +201,7 @@ func (p *Plan) Actions() []Action {
 	for _, a := range p.Aborts {
 		ab := a.Storage.(IncompleteAborter)
 		out = append(out, Action{Storage: a.Storage, What: "unfinished uploads",
-			Key: "started before " + a.OlderThan.UTC().Format(time.RFC3339),
+			Key: "started more than " + config.FormatDuration(a.OlderThan) + " ago",
 			do:  func(ctx context.Context) (int, error) { return ab.AbortIncomplete(ctx, a.OlderThan) }})
 	}
 	return out
@@ -480,7 +482,7 @@ func NewPlan(ctx context.Context, src Source, opt Options) (*Plan, error) {
 			}
 		}
 		if _, ok := s.st.(IncompleteAborter); ok {
-			p.Aborts = append(p.Aborts, Abort{Storage: s.st, OlderThan: cutoff})
+			p.Aborts = append(p.Aborts, Abort{Storage: s.st, OlderThan: opt.GarbageAge})
 		}
 	}
 	return p, nil

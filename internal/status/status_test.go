@@ -14,6 +14,8 @@ import (
 	"github.com/lifeboat-backup/lifeboat/internal/source"
 	"github.com/lifeboat-backup/lifeboat/internal/storage"
 	"github.com/lifeboat-backup/lifeboat/internal/storage/local"
+	"github.com/lifeboat-backup/lifeboat/internal/storage/s3"
+	"github.com/lifeboat-backup/lifeboat/internal/storage/sftp"
 )
 
 var t0 = time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)
@@ -219,3 +221,9 @@ func TestStorageProblems(t *testing.T) {
 		t.Errorf("usage store: %+v", rep.Storages[0])
 	}
 }
+
+// Storages that know their usage without a full listing.
+var (
+	_ UsageReporter = (*s3.Store)(nil)
+	_ UsageReporter = (*sftp.Store)(nil)
+)
