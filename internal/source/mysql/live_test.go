@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -44,6 +45,7 @@ func (g *gateWriter) Write(p []byte) (int, error) {
 // moment: every order has its customer, and the ledger's count matches the
 // rows, which it would not if the dump read tables at different times.
 func TestDumpIsConsistentUnderWrites(t *testing.T) {
+	t.Parallel()
 	srv := start(t)
 	srv.CreateDB(t, "live")
 	srv.Exec(t, "live", `
@@ -155,6 +157,7 @@ func TestDumpIsConsistentUnderWrites(t *testing.T) {
 
 // A dump that stops half-way fails with its cause, never silently.
 func TestDumpFailsHalfway(t *testing.T) {
+	t.Parallel()
 	srv := start(t)
 	srv.CreateDB(t, "big")
 	srv.Exec(t, "big", `
@@ -227,6 +230,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // The identity names the server and schema, not the way there.
 func TestIdentity(t *testing.T) {
+	t.Parallel()
 	srv := start(t)
 	seedShop(t, srv, "shop")
 	srv.CreateDB(t, "other")
@@ -277,6 +281,7 @@ func TestIdentity(t *testing.T) {
 }
 
 func TestDoctor(t *testing.T) {
+	t.Parallel()
 	srv := start(t)
 	seedShop(t, srv, "shop")
 	srv.CreateUser(t, "writer", "w pw", "SELECT, INSERT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON shop.*", "SELECT ON mysql.proc")
@@ -338,6 +343,7 @@ func TestDoctor(t *testing.T) {
 }
 
 func TestAllDatabases(t *testing.T) {
+	t.Parallel()
 	srv := start(t)
 	seedShop(t, srv, "shop")
 	srv.CreateDB(t, "Blog")
@@ -377,6 +383,7 @@ func TestAllDatabases(t *testing.T) {
 // The password reaches the tools only through the option file: not argv,
 // not the environment, and the file is gone afterwards.
 func TestPasswordStaysOutOfArgvAndEnv(t *testing.T) {
+	t.Parallel()
 	srv := start(t)
 	seedShop(t, srv, "shop")
 	dir := t.TempDir()
@@ -428,6 +435,7 @@ func TestPasswordStaysOutOfArgvAndEnv(t *testing.T) {
 // The manual restore commands work as printed, for an account without a
 // password (with one they prompt on the terminal).
 func TestManualRestore(t *testing.T) {
+	t.Parallel()
 	srv := start(t)
 	seedShop(t, srv, "shop")
 	srv.CreateUser(t, "manual", "", "ALL ON *.*")
@@ -457,5 +465,36 @@ func TestManualRestore(t *testing.T) {
 	withPw := newSource(t, srv, "shop", nil).ManualRestore("x", meta)
 	if !strings.Contains(withPw[0], " -p ") || strings.Contains(strings.Join(withPw, "\n"), "pa#ss") {
 		t.Errorf("commands with a password: %q", withPw)
+	}
+}
+
+// Socket authentication (Debian's root@localhost): no password anywhere, the
+// server trusts the OS account at the other end of the socket.
+func TestSocketAuthentication(t *testing.T) {
+	t.Parallel()
+	srv := start(t)
+	seedShop(t, srv, "shop")
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me.Username == "root" {
+		srv.Exec(t, "", "ALTER USER root@localhost IDENTIFIED VIA unix_socket")
+	} else {
+		srv.Exec(t, "", "CREATE USER ?@localhost IDENTIFIED VIA unix_socket; GRANT ALL ON *.* TO ?@localhost", me.Username, me.Username)
+	}
+	s := newSource(t, srv, "shop", func(c *Config) {
+		c.URL = "mysql://" + me.Username + "@localhost/shop?socket=" + srv.Socket
+		c.Password = config.Secret{}
+	})
+	data, meta := dump(t, s)
+	if meta.RowCounts["orders"] != 4 {
+		t.Errorf("row counts %v", meta.RowCounts)
+	}
+	if err := s.Restore(t.Context(), bytes.NewReader(data), "shop_copy", meta); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryInt(t, srv.DB(t, "shop_copy"), "SELECT COUNT(*) FROM orders"); n != 4 {
+		t.Errorf("restored %d orders", n)
 	}
 }

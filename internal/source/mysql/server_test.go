@@ -183,6 +183,7 @@ func dump(t *testing.T, s *Source) ([]byte, *source.Meta) {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	srv := start(t)
 	seedShop(t, srv, "shop")
 	s := newSource(t, srv, "shop", func(c *Config) {
@@ -283,6 +284,7 @@ func TestRoundTrip(t *testing.T) {
 // and a dump that cannot be read must stop the client before it runs a
 // cut-off statement.
 func TestRestoreErrors(t *testing.T) {
+	t.Parallel()
 	srv := start(t)
 	seedShop(t, srv, "shop")
 	s := newSource(t, srv, "shop", nil)
@@ -337,6 +339,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 }
 
 func TestNonTransactionalTables(t *testing.T) {
+	t.Parallel()
 	srv := start(t)
 	srv.CreateDB(t, "legacy")
 	srv.Exec(t, "legacy", `CREATE TABLE good (id INT PRIMARY KEY) ENGINE=InnoDB;

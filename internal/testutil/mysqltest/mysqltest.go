@@ -71,6 +71,9 @@ func Start(t testing.TB) *Server {
 		"--innodb-log-file-size=16M",
 		"--innodb-data-file-path=ibdata1:12M:autoextend",
 		"--innodb-buffer-pool-size=64M",
+		// A private tmpdir: mariadbd deletes every #sql* file in its tmpdir
+		// at startup, which breaks servers started in parallel on /tmp.
+		"--tmpdir=" + dir,
 	}
 	if os.Geteuid() == 0 {
 		common = append(common, "--user=root")
@@ -114,7 +117,6 @@ func (s *Server) run(t testing.TB, daemon, dir string, common []string) error {
 		"--socket="+s.Socket,
 		"--pid-file="+filepath.Join(dir, "mariadbd.pid"),
 		"--log-error="+logFile,
-		"--tmpdir="+dir,
 		"--skip-name-resolve",
 		"--skip-log-bin",
 		"--performance-schema=OFF",
