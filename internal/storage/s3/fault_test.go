@@ -39,6 +39,11 @@ type faultProxy struct {
 	// object's lock: no lock headers on HEAD, unreadable retention XML.
 	hideLock atomic.Bool
 
+	// loseCommits is how many object-creating requests (single PUT,
+	// CompleteMultipartUpload) are carried out but answered by a dropped
+	// connection, as when a response is lost on the way back.
+	loseCommits atomic.Int32
+
 	// beforeCommit, when set, runs before a request that creates an object
 	// (CompleteMultipartUpload or a single PUT) is forwarded.
 	beforeCommit func()
@@ -98,6 +103,15 @@ func newFaultProxy(t *testing.T, srv *miniotest.Server) *faultProxy {
 			}
 		case r.Method == http.MethodPost && q.Has("uploadId") && p.beforeCommit != nil:
 			p.beforeCommit()
+		}
+		commit := (r.Method == http.MethodPut && !q.Has("uploadId") && isObjectRequest(r)) ||
+			(r.Method == http.MethodPost && q.Has("uploadId"))
+		if !fail && commit && p.loseCommits.Add(-1) >= 0 {
+			rp.ServeHTTP(httptest.NewRecorder(), r)
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
 		}
 		if fail {
 			_, _ = io.Copy(io.Discard, r.Body)
@@ -339,5 +353,44 @@ func TestLockHiddenByServer(t *testing.T) {
 	}
 	if n := liveVersions(t, srv, bucket, "k"); n != 1 {
 		t.Fatalf("%d versions left", n)
+	}
+}
+
+// TestLostCommitAnswer: the request that creates the object succeeds but its
+// answer is lost. The retry meets If-None-Match (or a finished upload), and
+// Put recognises its own object by ETag instead of failing.
+func TestLostCommitAnswer(t *testing.T) {
+	srv := miniotest.Start(t)
+	bucket := newBucket(t, srv, false)
+	p := newFaultProxy(t, srv)
+	st := proxiedStore(t, srv, p, bucket)
+	for _, tc := range []struct {
+		name string
+		size int
+	}{{"multipart", 2*MinPartSize + 7}, {"single", 1000}} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := randomData(tc.size, 11)
+			p.loseCommits.Store(1)
+			put(t, st, tc.name, data)
+			if left := p.loseCommits.Load(); left >= 0 {
+				t.Fatal("no commit answer was lost")
+			}
+			if got := readAll(t, st, tc.name); !bytes.Equal(got, data) {
+				t.Fatal("content differs")
+			}
+		})
+	}
+	// Someone else's object under the key is not mistaken for ours.
+	p.loseCommits.Store(1)
+	p.beforeCommit = func() {
+		p.beforeCommit = nil
+		_, err := srv.Client().PutObject(t.Context(), bucket, "theirs", strings.NewReader("theirs"), 6, minio.PutObjectOptions{})
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	_, err := st.Put(t.Context(), "theirs", onlyReader{bytes.NewReader(randomData(1000, 12))})
+	if !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("Put = %v, want fs.ErrExist", err)
 	}
 }

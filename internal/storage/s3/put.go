@@ -170,50 +170,42 @@ func (s *Store) putMultipart(ctx context.Context, key, name string, src io.Reade
 
 	src = ctxReader{ctx: uctx, r: src}
 	var readErr error
+	last := false // buf is the stream's last, short part
+parts:
 	for num := 1; ; num++ {
 		if num > maxParts {
+			pool.put(buf)
 			readErr = &storage.PermanentError{Err: fmt.Errorf("the backup is larger than %d parts of %d bytes: raise part_size", maxParts, s.partSize)}
 			break
 		}
 		select {
 		case slots <- struct{}{}:
 		case <-uctx.Done():
-		}
-		if uctx.Err() != nil {
 			pool.put(buf)
-			break
+			break parts
 		}
 		total += int64(len(buf))
 		wg.Add(1)
 		go upload(num, buf)
+		if last {
+			break
+		}
 
 		buf = pool.get()
 		n, rerr := io.ReadFull(src, buf)
-		if rerr == io.EOF {
+		switch rerr {
+		case nil:
+		case io.ErrUnexpectedEOF:
+			last = true
+		case io.EOF: // the previous part was the last
 			pool.put(buf)
-			break
-		}
-		if rerr != nil && rerr != io.ErrUnexpectedEOF {
+			break parts
+		default:
 			pool.put(buf)
 			readErr = rerr
-			break
+			break parts
 		}
 		buf = buf[:n]
-		if rerr == io.ErrUnexpectedEOF {
-			// The last, short part: upload it and stop reading.
-			select {
-			case slots <- struct{}{}:
-			case <-uctx.Done():
-			}
-			if uctx.Err() != nil {
-				pool.put(buf)
-				break
-			}
-			total += int64(len(buf))
-			wg.Add(1)
-			go upload(num+1, buf)
-			break
-		}
 	}
 	if readErr != nil {
 		cancel(readErr)
