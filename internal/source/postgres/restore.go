@@ -177,7 +177,7 @@ func (s *Source) Restore(ctx context.Context, r io.Reader, target string, meta *
 	// One transaction, committed only when the dump ended with pg_dump's
 	// trailer: a truncated dump leaves nothing behind. (psql's own
 	// --single-transaction would commit whatever arrived before EOF.)
-	sql := &trailerReader{r: br, marker: "-- PostgreSQL database dump complete", commit: "\n;\nCOMMIT;\n"}
+	sql := &trailerReader{r: br, marker: "-- PostgreSQL database dump complete", commit: "COMMIT;\n"}
 	args := []string{"-X", "--quiet", "--no-password", "-v", "ON_ERROR_STOP=1", "--dbname=" + p.conninfo()}
 	stdin := io.MultiReader(strings.NewReader("BEGIN;\n"), sql)
 	if err := source.Run(ctx, source.Command{Path: psql, Args: args, BaseEnv: env, Stdin: stdin}); err != nil {
@@ -194,39 +194,68 @@ func (s *Source) Restore(ctx context.Context, r io.Reader, target string, meta *
 	return nil
 }
 
-// trailerReader passes a plain dump through, looks for the marker pg_dump
-// writes at its very end, and then appends commit if it was there.
+// trailerReader passes a plain dump through and, when the marker pg_dump
+// writes at its very end is there, inserts commit right after the marker's
+// line. It holds back the last few KiB until EOF to know. The commit goes
+// before pg_dump's closing `\unrestrict` line: psql (15.14+) runs nothing
+// after it when reading a script from stdin, so a COMMIT appended at the
+// very end would silently never run.
 type trailerReader struct {
 	r        io.Reader
 	marker   string
 	commit   string
-	tail     []byte
+	held     []byte
+	out      []byte
+	eof      bool
 	complete bool
-	suffix   io.Reader // set at EOF
 }
 
+const trailerHold = 8 << 10
+
 func (t *trailerReader) Read(b []byte) (int, error) {
-	if t.suffix != nil {
-		return t.suffix.Read(b)
+	for len(t.out) == 0 {
+		if t.eof {
+			return 0, io.EOF
+		}
+		chunk := make([]byte, 64<<10)
+		n, err := t.r.Read(chunk)
+		t.held = append(t.held, chunk[:n]...)
+		if err == io.EOF {
+			t.eof = true
+			t.out = t.finish()
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		if len(t.held) > trailerHold {
+			k := len(t.held) - trailerHold
+			t.out = append(t.out[:0], t.held[:k]...)
+			t.held = append(t.held[:0], t.held[k:]...)
+		}
 	}
-	n, err := t.r.Read(b)
-	t.tail = append(t.tail, b[:n]...)
-	if len(t.tail) > 4096 {
-		t.tail = append(t.tail[:0], t.tail[len(t.tail)-1024:]...)
+	n := copy(b, t.out)
+	t.out = t.out[n:]
+	return n, nil
+}
+
+// finish returns the held-back tail with commit inserted after the marker
+// line, or unchanged when the marker is missing (a truncated dump).
+func (t *trailerReader) finish() []byte {
+	i := bytes.LastIndex(t.held, []byte(t.marker))
+	if i < 0 {
+		return t.held
 	}
-	if err != io.EOF {
-		return n, err
-	}
-	t.complete = bytes.Contains(t.tail, []byte(t.marker))
-	if t.complete {
-		t.suffix = strings.NewReader(t.commit)
+	t.complete = true
+	end := i + len(t.marker)
+	if nl := bytes.IndexByte(t.held[end:], '\n'); nl >= 0 {
+		end += nl + 1
 	} else {
-		t.suffix = strings.NewReader("")
+		end = len(t.held)
 	}
-	if n > 0 {
-		return n, nil
-	}
-	return t.suffix.Read(b)
+	out := append([]byte(nil), t.held[:end]...)
+	out = append(out, "\n"+t.commit...)
+	return append(out, t.held[end:]...)
 }
 
 // lookupDB reports whether p's database exists, and what server it is on. It
