@@ -38,8 +38,9 @@ type Config struct {
 	// system schemas (mysql, sys, information_schema, performance_schema).
 	Database string `yaml:"database"`
 
-	// IncludeTables, when set, dumps only these tables (exact names). With
-	// database `all` write them as DATABASE.TABLE.
+	// IncludeTables, when set, dumps only these tables and views (exact
+	// names). With database `all` write them as DATABASE.TABLE; databases
+	// with none listed are then left out.
 	IncludeTables []string `yaml:"include_tables"`
 	// ExcludeTables leaves these tables (or views) out. With database `all`
 	// write them as DATABASE.TABLE.

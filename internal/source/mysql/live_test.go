@@ -371,6 +371,16 @@ func TestAllDatabases(t *testing.T) {
 	if meta.RowCounts["posts"] != 2 || bytes.Contains(buf.Bytes(), []byte("`sessions`")) || !strings.HasSuffix(meta.Identity, "/Blog") {
 		t.Errorf("part Blog: counts %v identity %s, sessions excluded: %v", meta.RowCounts, meta.Identity, !bytes.Contains(buf.Bytes(), []byte("`sessions`")))
 	}
+	only := newSource(t, srv, "all", func(c *Config) { c.IncludeTables = []string{"shop.orders", "shop.customers"} })
+	parts, err = only.Parts(t.Context())
+	if err != nil || len(parts) != 1 || parts[0].Name != "shop" {
+		t.Fatalf("parts with include_tables: %v %v", parts, err)
+	}
+	data, meta := dump(t, parts[0].Source.(*Source))
+	if len(meta.RowCounts) != 2 || bytes.Contains(data, []byte("CREATE TABLE `audit`")) {
+		t.Errorf("include_tables: counts %v", meta.RowCounts)
+	}
+
 	// Every database is a source database; a new name is not.
 	if info, err := s.Inspect(t.Context(), "shop"); err != nil || !info.IsSource {
 		t.Errorf("inspect shop with database all: %+v %v", info, err)

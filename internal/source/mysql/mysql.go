@@ -71,8 +71,9 @@ func (s *Source) forDatabase(name string) *Source {
 }
 
 // Parts implements source.Expander. With database `all` it lists every
-// database except the system schemas, one part each, named after the
-// database; otherwise it returns s itself as the only, unnamed part.
+// database except the system schemas (and, when include_tables is set, those
+// it names no table of), one part each, named after the database ([PartName]);
+// otherwise it returns s itself as the only, unnamed part.
 func (s *Source) Parts(ctx context.Context) ([]source.Part, error) {
 	if s.database != AllDatabases {
 		return []source.Part{{Source: s}}, nil
@@ -88,7 +89,11 @@ func (s *Source) Parts(ctx context.Context) ([]source.Part, error) {
 	}
 	parts := make([]source.Part, 0, len(names))
 	for _, n := range names {
-		parts = append(parts, source.Part{Name: PartName(n), Source: s.forDatabase(n)})
+		p := s.forDatabase(n)
+		if include, _ := p.tableFilter(); len(s.cfg.IncludeTables) > 0 && len(include) == 0 {
+			continue // include_tables lists only tables of other databases
+		}
+		parts = append(parts, source.Part{Name: PartName(n), Source: p})
 	}
 	return parts, nil
 }
@@ -310,6 +315,8 @@ func (s *Source) Dump(ctx context.Context, w io.Writer, meta *source.Meta) error
 	if err := s.snapshotFacts(ctx, db, tables, meta); err != nil {
 		return err
 	}
+
+	db.Close() // hold no idle connections while the dump runs
 
 	opt, cleanup, err := s.ep.optionFile()
 	if err != nil {
