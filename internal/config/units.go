@@ -58,16 +58,27 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 func (d Duration) String() string { return FormatDuration(time.Duration(d)) }
 
-// FormatDuration prints d with days where that reads better ("2d", "36h" -> "1d12h").
+// FormatDuration prints d briefly: "2d", "1d12h", "6h", "1h30m", "90s".
 func FormatDuration(d time.Duration) string {
-	if d >= 24*time.Hour && d%time.Hour == 0 {
-		days, rest := d/(24*time.Hour), d%(24*time.Hour)
-		if rest == 0 {
-			return fmt.Sprintf("%dd", days)
-		}
-		return fmt.Sprintf("%dd%dh", days, rest/time.Hour)
+	if d < 0 {
+		return "-" + FormatDuration(-d)
 	}
-	return d.String()
+	if d < time.Minute {
+		return strings.TrimSuffix(d.Round(time.Millisecond).String(), "0s")
+	}
+	d = d.Round(time.Second)
+	units := []struct {
+		n    time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}}
+	var b strings.Builder
+	for _, u := range units {
+		if d >= u.n {
+			fmt.Fprintf(&b, "%d%s", d/u.n, u.name)
+			d %= u.n
+		}
+	}
+	return b.String()
 }
 
 // Size is a byte count written as "1MB", "512KiB", "2GB" or a plain number.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/lifeboat-backup/lifeboat/internal/catalog"
@@ -48,6 +49,7 @@ func (e *RefusedError) Error() string {
 // target) or a *RefusedError.
 func Guard(ctx context.Context, req Restore) (source.TargetInfo, []string, error) {
 	rs := req.Restorer
+	shown := RedactTarget(req.Target)
 	info, err := rs.Inspect(ctx, req.Target)
 	if err != nil {
 		return info, nil, fmt.Errorf("inspect restore target: %w", err)
@@ -55,7 +57,7 @@ func Guard(ctx context.Context, req Restore) (source.TargetInfo, []string, error
 	for _, p := range req.Protected {
 		pi, err := rs.Inspect(ctx, p)
 		if p == req.Target || (err == nil && pi.Identity != "" && pi.Identity == info.Identity) {
-			return info, nil, &RefusedError{Target: req.Target, Reasons: []string{"it is listed under protected: in the config"},
+			return info, nil, &RefusedError{Target: shown, Reasons: []string{"it is listed under protected: in the config"},
 				Hint: "restore into a new target; protected targets are never written, even with --force"}
 		}
 	}
@@ -67,7 +69,7 @@ func Guard(ctx context.Context, req Restore) (source.TargetInfo, []string, error
 		reasons = append(reasons, "it is not empty ("+info.Describe+")")
 	}
 	if len(reasons) > 0 && !req.Force {
-		return info, reasons, &RefusedError{Target: req.Target, Reasons: reasons,
+		return info, reasons, &RefusedError{Target: shown, Reasons: reasons,
 			Hint: "restore into a new target (the default), or add --force to overwrite it after a safety backup"}
 	}
 	return info, reasons, nil
@@ -80,6 +82,7 @@ func Guard(ctx context.Context, req Restore) (source.TargetInfo, []string, error
 // write to a temporary place first: SQLite, PostgreSQL into a new database).
 func (r *Runner) Restore(ctx context.Context, req Restore) (report.Item, error) {
 	e := req.Entry
+	shown := RedactTarget(req.Target)
 	it := report.Item{Source: e.Source, Part: e.Part, BackupID: e.ID, Artifact: e.Artifact, Started: r.now(), Status: report.Failed}
 	info, reasons, err := Guard(ctx, req)
 	if err != nil {
@@ -96,18 +99,18 @@ func (r *Runner) Restore(ctx context.Context, req Restore) (report.Item, error) 
 		if info.Exists && !info.Empty && req.SafetyBackup != nil {
 			snap, err := req.Restorer.Snapshot(req.Target)
 			if err != nil {
-				return it, fmt.Errorf("prepare safety backup of %s: %w", req.Target, err)
+				return it, fmt.Errorf("prepare safety backup of %s: %w", shown, err)
 			}
 			id, err := req.SafetyBackup(ctx, snap)
 			if err != nil {
-				err = fmt.Errorf("safety backup of %s failed, nothing was overwritten: %w", req.Target, err)
+				err = fmt.Errorf("safety backup of %s failed, nothing was overwritten: %w", shown, err)
 				it.Error = err.Error()
 				return it, err
 			}
 			it.Details = append(it.Details, "safety backup of the overwritten target: "+id)
 		}
 	}
-	r.log().Info("restore started", "source", e.Source, "id", e.ID, "target", req.Target)
+	r.log().Info("restore started", "source", e.Source, "id", e.ID, "target", shown)
 	rc, err := e.Storage.Open(ctx, e.Key)
 	if err != nil {
 		return it, fmt.Errorf("open %s in %s: %w", e.Key, e.Storage.Name(), err)
@@ -126,21 +129,21 @@ func (r *Runner) Restore(ctx context.Context, req Restore) (report.Item, error) 
 	defer dec.Close()
 	meta := e.Meta
 	if err := req.Restorer.Restore(ctx, dec, req.Target, &meta); err != nil {
-		err = restoreErr(err, req.Target)
+		err = restoreErr(err, shown)
 		it.Error = err.Error()
 		return it, err
 	}
 	// Some tools stop reading at their own end marker: read the rest so the
 	// checksum covers every stored byte.
 	if _, err := io.Copy(io.Discard, dec); err != nil {
-		err = fmt.Errorf("restore finished but the artifact failed its final check, treat %s as suspect: %w", req.Target, err)
+		err = fmt.Errorf("restore finished but the artifact failed its final check, treat %s as suspect: %w", shown, err)
 		it.Error = err.Error()
 		return it, err
 	}
 	it.Status = report.OK
 	it.Finished = r.now()
 	it.PlainSize, it.StoredSize = e.PlainSize, e.StoredSize
-	r.log().Info("restore finished", "source", e.Source, "id", e.ID, "target", req.Target, "duration", it.Finished.Sub(it.Started).Round(1e6).String())
+	r.log().Info("restore finished", "source", e.Source, "id", e.ID, "target", shown, "duration", it.Finished.Sub(it.Started).Round(1e6).String())
 	return it, nil
 }
 
@@ -163,4 +166,24 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	p.n += int64(n)
 	p.fn(p.n)
 	return n, err
+}
+
+// RedactTarget returns target with any password in it (a URL's user info,
+// a password= parameter) replaced, for logs, messages and reports.
+func RedactTarget(target string) string {
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme == "" {
+		return target
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.EqualFold(k, "password") {
+			q.Set(k, "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
 }
