@@ -16,6 +16,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/internal/source/sqlite"
 	"github.com/lifeboat-backup/lifeboat/internal/storage"
 	"github.com/lifeboat-backup/lifeboat/internal/storage/local"
+	"github.com/lifeboat-backup/lifeboat/internal/storage/s3"
 	"github.com/lifeboat-backup/lifeboat/internal/storage/sftp"
 )
 
@@ -57,6 +58,16 @@ func storageKinds() map[string]storageKind {
 			spec: func() config.Spec { return &local.Config{} },
 			open: func(ctx context.Context, name string, s config.Spec, opt storage.Options) (storage.Storage, error) {
 				return local.New(name, config.Abs(opt.Dir, s.(*local.Config).Path))
+			},
+		},
+		"s3": {
+			spec: func() config.Spec { return s3.DefaultConfig() },
+			open: func(ctx context.Context, name string, s config.Spec, opt storage.Options) (storage.Storage, error) {
+				st, err := s3.New(ctx, name, s.(*s3.Config), opt)
+				if err != nil {
+					return nil, err // not a typed nil
+				}
+				return st, nil
 			},
 		},
 		"sftp": {
