@@ -116,7 +116,7 @@ func TestObserveOverHTTP(t *testing.T) {
 	m.SetNextRun(report.Backup, "db", t0.Add(24*time.Hour))
 	fams := scrape(t, m)
 
-	end := float64(t0.Add(30*time.Minute).Unix())
+	end := float64(t0.Add(30 * time.Minute).Unix())
 	want(t, fams, "lifeboat_last_success_timestamp_seconds", "kind=backup,source=files,storage=local", end)
 	absent(t, fams, "lifeboat_last_success_timestamp_seconds", "kind=backup,source=files,storage=offsite")
 	want(t, fams, "lifeboat_last_size_bytes", "source=files,storage=local", 500)
