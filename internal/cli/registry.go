@@ -12,6 +12,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/internal/config"
 	"github.com/lifeboat-backup/lifeboat/internal/source"
 	"github.com/lifeboat-backup/lifeboat/internal/source/files"
+	"github.com/lifeboat-backup/lifeboat/internal/source/mysql"
 	"github.com/lifeboat-backup/lifeboat/internal/source/postgres"
 	"github.com/lifeboat-backup/lifeboat/internal/source/sqlite"
 	"github.com/lifeboat-backup/lifeboat/internal/storage"
@@ -44,6 +45,10 @@ func sourceKinds() map[string]sourceKind {
 			open: func(s config.Spec, d source.Deps) (source.Source, error) {
 				return postgres.Open(s.(*postgres.Config), d)
 			},
+		},
+		"mysql": {
+			spec: func() config.Spec { return &mysql.Config{} },
+			open: func(s config.Spec, d source.Deps) (source.Source, error) { return mysql.New(s.(*mysql.Config), d) },
 		},
 		"files": {
 			spec: func() config.Spec { return &files.Config{} },

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/pgtest"
 )
 
@@ -74,5 +75,70 @@ sources:
 	}
 	if n := srv.Strings(t, "shop_restored", "SELECT count(*)::text FROM orders"); n[0] != "2000" {
 		t.Fatalf("after forced restore %s orders, want 2000", n[0])
+	}
+}
+
+// The same through the CLI for MariaDB.
+func TestMySQLThroughCLI(t *testing.T) {
+	srv := mysqltest.Start(t)
+	srv.CreateDB(t, "shop")
+	for _, q := range []string{
+		"CREATE TABLE customers (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) CHARACTER SET utf8mb4, balance DECIMAL(12,2)) ENGINE=InnoDB",
+		"CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, customer_id INT, FOREIGN KEY (customer_id) REFERENCES customers(id)) ENGINE=InnoDB",
+		"INSERT INTO customers (name, balance) VALUES ('Zoë 🚣', 12.50), ('李小龍', 99.99), ('O''Brien', 0)",
+		"INSERT INTO orders (customer_id) VALUES (1), (1), (2), (3)",
+	} {
+		srv.Exec(t, "shop", q)
+	}
+	e := newEnv(t)
+	e.vars["MYSQL_PASSWORD"] = mysqltest.RootPassword
+	e.writeConfig(fmt.Sprintf(`encryption:
+  recipients: [{{RECIPIENT}}]
+  identity: ./key.txt
+storages:
+  here:
+    type: local
+    path: ./backups
+sources:
+  shop:
+    type: mysql
+    url: %s
+    password: ${env:MYSQL_PASSWORD}
+    storages: [here]
+`, srv.URL("shop")))
+	e.mustRun("backup", "shop")
+	e.mustRun("verify", "shop")
+	e.mustRun("restore", "shop", "--to", "shop_restored")
+	rows := func(db string) string {
+		var out []string
+		r, err := srv.DB(t, db).Query("SELECT CONCAT(c.id, c.name, c.balance, COUNT(o.id)) FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY c.id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for r.Next() {
+			var s string
+			r.Scan(&s)
+			out = append(out, s)
+		}
+		return strings.Join(out, "|")
+	}
+	if a, b := rows("shop"), rows("shop_restored"); a != b || a == "" {
+		t.Fatalf("rows differ: %q vs %q", a, b)
+	}
+	if r := e.run("restore", "shop", "--to", "shop"); r.code == 0 || !strings.Contains(r.stderr, "source") {
+		t.Fatalf("restore over the source: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := e.run("restore", "shop", "--to", "shop_restored"); r.code == 0 || !strings.Contains(r.stderr, "not empty") {
+		t.Fatalf("restore over a non-empty database: exit %d\n%s", r.code, r.stderr)
+	}
+	srv.Exec(t, "shop_restored", "CREATE TABLE extra (x INT)")
+	if out := e.mustRun("restore", "shop", "--to", "shop_restored", "--force"); !strings.Contains(out, "safety backup") {
+		t.Fatalf("no safety backup:\n%s", out)
+	}
+	var n int
+	srv.DB(t, "shop_restored").QueryRow("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'shop_restored' AND table_name = 'extra'").Scan(&n)
+	if n != 0 {
+		t.Fatal("a forced restore left a table the backup does not have")
 	}
 }

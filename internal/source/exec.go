@@ -118,7 +118,9 @@ func Run(ctx context.Context, c Command) error {
 	} else {
 		cmd.Stderr = tail
 	}
-	cmd.Env = append(append([]string(nil), c.BaseEnv...), c.Env...)
+	// Never nil: a nil Env would make the child inherit all of lifeboat's
+	// environment, secrets included.
+	cmd.Env = append(append([]string{}, c.BaseEnv...), c.Env...)
 	// Own process group: Ctrl-C on the terminal reaches lifeboat, which then
 	// decides (by cancelling ctx) to stop the child; the child never sees a
 	// half-handled SIGINT of its own.

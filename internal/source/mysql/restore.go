@@ -185,6 +185,15 @@ func (s *Source) Restore(ctx context.Context, r io.Reader, target string, meta *
 		return err
 	}
 	defer db.Close()
+	// A non-empty target got here only through the restore guard with
+	// --force, after a safety backup: overwriting means the database becomes
+	// exactly the backup, so it is dropped and created anew (tables the
+	// backup lacks must not survive).
+	if info, err := s.Inspect(ctx, target); err == nil && info.Exists && !info.Empty {
+		if _, err := db.ExecContext(ctx, "DROP DATABASE "+quoteIdent(name)); err != nil {
+			return fmt.Errorf("drop database %s on %s to replace it: %w", name, ep, err)
+		}
+	}
 	if _, err := db.ExecContext(ctx, createDatabase(name, meta)); err != nil {
 		return fmt.Errorf("create database %s on %s: %w", name, ep, err)
 	}
