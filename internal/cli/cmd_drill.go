@@ -75,6 +75,7 @@ func runDrill(ctx context.Context, opts drillOptions, names []string, app *App) 
 	if err != nil {
 		return err
 	}
+	s.notifier().RunFinished(context.WithoutCancel(ctx), run)
 	if opts.json {
 		b, _ := json.MarshalIndent(run, "", "  ")
 		app.Printf("%s\n", b)

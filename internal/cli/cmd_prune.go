@@ -93,6 +93,9 @@ func runPrune(ctx context.Context, opts pruneOptions, names []string, app *App) 
 	if err != nil {
 		return err
 	}
+	if !opts.dryRun {
+		s.notifier().RunFinished(context.WithoutCancel(ctx), run)
+	}
 	if opts.json {
 		b, _ := json.MarshalIndent(run, "", "  ")
 		app.Printf("%s\n", b)
