@@ -34,8 +34,9 @@
 //   - Release puts g+1 marked released, then deletes g.
 //
 // A put that returns an error although it stored the object (a timeout after
-// the write) is recognised by reading the generation back and finding the
-// holder's own random id.
+// the write, a cancelled check) is recognised by reading the generation back:
+// it carries the holder's random id and the write's own random token. A
+// holder that finds its own earlier write in the way adopts it and moves on.
 //
 // # Expiry and the residual race
 //

@@ -23,7 +23,10 @@ import (
 // Clock is the time source. The daemon passes its own (a fake in tests).
 type Clock interface {
 	Now() time.Time
-	After(d time.Duration) <-chan time.Time
+	// At returns a channel that receives once the clock reaches t (at once
+	// if it has). An absolute time, unlike time.After's duration, leaves no
+	// gap between reading the clock and arming the timer.
+	At(t time.Time) <-chan time.Time
 }
 
 // DefaultTTL is used when Options.TTL is zero.
@@ -50,6 +53,9 @@ type Owner struct {
 	Acquired time.Time `json:"acquired"`
 	Expires  time.Time `json:"expires"`
 	Released bool      `json:"released,omitempty"`
+	// Write is random per generation: it tells one's own earlier write
+	// (a renewal whose reply was lost) from the one being made.
+	Write string `json:"write"`
 }
 
 func (o Owner) String() string {
@@ -132,6 +138,11 @@ func Acquire(ctx context.Context, st storage.Storage, name string, opts Options)
 				continue // superseded while we looked
 			case err != nil:
 				return nil, err
+			case o.ID == l.owner.ID && !o.Released:
+				// Our own put, reported failed but stored: we hold it.
+				l.owner, l.gen = o, cur
+				l.cleanup(ctx, gens)
+				return l, nil
 			case !o.Released && l.opts.Clock.Now().Before(o.Expires):
 				return nil, &HeldError{Name: name, Owner: o}
 			case !o.Released:
@@ -159,6 +170,10 @@ func Acquire(ctx context.Context, st storage.Storage, name string, opts Options)
 // put writes generation g and reports whether it is now the highest, held by
 // us. false means another process got there first.
 func (l *Lock) put(ctx context.Context, g uint64, o Owner) (bool, error) {
+	var err error
+	if o.Write, err = newID(); err != nil {
+		return false, err
+	}
 	b, err := json.Marshal(o)
 	if err != nil {
 		return false, err
@@ -166,10 +181,10 @@ func (l *Lock) put(ctx context.Context, g uint64, o Owner) (bool, error) {
 	k := key(l.name, g)
 	if _, err := l.st.Put(ctx, k, bytes.NewReader(b)); err != nil {
 		// Put may have stored the object and still failed (a timeout after
-		// the write): then the generation carries our id.
+		// the write): then the generation is this very write.
 		got, rerr := l.read(ctx, g)
 		switch {
-		case rerr == nil && got.ID == o.ID:
+		case rerr == nil && got.ID == o.ID && got.Write == o.Write:
 		case errors.Is(err, fs.ErrExist):
 			return false, nil
 		default:
@@ -202,7 +217,8 @@ func (l *Lock) Renew(ctx context.Context) error {
 	now := l.opts.Clock.Now()
 	o := l.owner
 	o.Expires = now.Add(l.opts.TTL)
-	won, err := l.put(ctx, l.gen+1, o)
+	old := l.gen
+	won, err := l.next(ctx, &o)
 	if err != nil {
 		return fmt.Errorf("renew lock %s: %w", l.name, err)
 	}
@@ -210,10 +226,33 @@ func (l *Lock) Renew(ctx context.Context) error {
 		l.lost = true
 		return fmt.Errorf("renew lock %s: %w", l.name, ErrLost)
 	}
-	old := l.gen
-	l.owner, l.gen = o, l.gen+1
-	_ = l.st.Delete(ctx, key(l.name, old))
+	l.owner = o
+	for g := old; g < l.gen; g++ {
+		_ = l.st.Delete(ctx, key(l.name, g))
+	}
 	return nil
+}
+
+// next writes o as the generation after ours and makes it ours. A
+// generation in the way that is our own earlier write (stored although its
+// put reported an error) is adopted and passed. false means another
+// process took the lock.
+func (l *Lock) next(ctx context.Context, o *Owner) (bool, error) {
+	for range attempts {
+		won, err := l.put(ctx, l.gen+1, *o)
+		if err != nil || won {
+			if won {
+				l.gen++
+			}
+			return won, err
+		}
+		got, err := l.read(ctx, l.gen+1)
+		if err != nil || got.ID != o.ID {
+			return false, nil
+		}
+		l.gen++
+	}
+	return false, nil
 }
 
 // Release gives the lock up. Releasing a lost lock does nothing and returns
@@ -227,12 +266,15 @@ func (l *Lock) Release(ctx context.Context) error {
 	l.lost = true // no more use either way
 	o := l.owner
 	o.Released, o.Expires = true, l.opts.Clock.Now()
-	won, err := l.put(ctx, l.gen+1, o)
+	old := l.gen
+	won, err := l.next(ctx, &o)
 	if err != nil {
 		return fmt.Errorf("release lock %s: %w", l.name, err)
 	}
 	if won {
-		_ = l.st.Delete(ctx, key(l.name, l.gen))
+		for g := old; g < l.gen; g++ {
+			_ = l.st.Delete(ctx, key(l.name, g))
+		}
 	}
 	return nil
 }
@@ -265,7 +307,7 @@ func (l *Lock) Keep(ctx context.Context) (held context.Context, stop func()) {
 				return
 			case <-quit:
 				return
-			case <-l.opts.Clock.After(ttl / 4):
+			case <-l.opts.Clock.At(l.opts.Clock.Now().Add(ttl / 4)):
 			}
 			rctx, rcancel := context.WithTimeout(held, ttl/4)
 			err := l.Renew(rctx)
