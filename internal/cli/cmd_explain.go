@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/dustin/go-humanize"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -108,7 +109,7 @@ func explain(s *Setup) string {
 		if c := src.Checks; c != nil {
 			var parts []string
 			if c.MinSize > 0 {
-				parts = append(parts, fmt.Sprintf("at least %s", humanBytes(int64(c.MinSize))))
+				parts = append(parts, fmt.Sprintf("at least %s", humanize.Bytes(uint64(c.MinSize))))
 			}
 			if c.MaxShrink > 0 {
 				parts = append(parts, fmt.Sprintf("shrinks by at most %g%%", float64(c.MaxShrink)))
