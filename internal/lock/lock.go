@@ -188,6 +188,11 @@ func (l *Lock) put(ctx context.Context, g uint64, o Owner) (bool, error) {
 		case errors.Is(err, fs.ErrExist):
 			return false, nil
 		default:
+			// Others may already have moved past g (and deleted our write
+			// before the storage could confirm it): that is a lost race.
+			if gens, lerr := l.list(ctx); lerr == nil && len(gens) > 0 && gens[len(gens)-1] > g {
+				return false, nil
+			}
 			return false, fmt.Errorf("write lock %s to %s: %w", k, l.st.Name(), err)
 		}
 	}
