@@ -55,6 +55,30 @@ type settings struct {
 	stateDir    string // resolved; may be empty (then Options.StateDir)
 }
 
+// Task is a scheduled action as configured: `lifeboat schedule --print`
+// turns them into systemd timers, crontab lines or CronJobs.
+type Task struct {
+	Kind        report.Kind // backup, drill, prune, or KindSummary
+	Source      string      // empty for the summary
+	Schedule    *schedule.Schedule
+	Jitter      time.Duration
+	CatchUpPass bool
+}
+
+// Tasks returns cfg's scheduled tasks in config order (per source: backup,
+// drill, prune; then the summary), or the problems found (see [Check]).
+func Tasks(cfg *config.Config, local *time.Location) ([]Task, config.Problems) {
+	set, ps := compile(cfg, local)
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	out := make([]Task, len(set.tasks))
+	for i, t := range set.tasks {
+		out[i] = Task{Kind: t.key.Kind, Source: t.key.Source, Schedule: t.sched, Jitter: t.jitter, CatchUpPass: t.catchUpPass}
+	}
+	return out, nil
+}
+
 // Check reports every problem with the schedule-related and daemon keys of
 // cfg, with positions: schedules, time zones and jitters of sources, drills,
 // prunes and the summary, and the daemon: section. local is the zone of

@@ -88,6 +88,10 @@ type Options struct {
 	// CancelWait bounds the wait for cancelled runs (and for notifications
 	// still being sent) at shutdown (default 30s).
 	CancelWait time.Duration
+	// RunnerNotifies reports whether the runner itself tells the notifier
+	// when runs of kind start and finish. The daemon then does so only for
+	// the runs it had to make up (a panic, a lock it could not take).
+	RunnerNotifies func(kind report.Kind) bool
 }
 
 // Daemon runs scheduled tasks. Create it with [New] and call [Daemon.Run]

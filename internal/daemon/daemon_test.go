@@ -570,3 +570,40 @@ func gauge(t *testing.T, m *metrics.Metrics, name, source string) float64 {
 	t.Fatalf("%s{source=%s} not found", name, source)
 	return 0
 }
+
+// TestRunnerNotifies: when the runner tells the notifier itself, the daemon
+// only reports runs it had to make up.
+func TestRunnerNotifies(t *testing.T) {
+	e := newEnv(t, T)
+	e.runner.do = func(ctx context.Context, kind report.Kind, source string) *report.Run {
+		if kind == report.Backup && e.runner.count(kind, source) == 2 {
+			panic("second backup breaks")
+		}
+		r := &report.Run{Kind: kind, Items: []report.Item{{Source: source, Status: report.OK}}}
+		r.Summarize()
+		return r
+	}
+	opts := e.options(nil)
+	opts.RunnerNotifies = func(k report.Kind) bool { return k == report.Backup }
+	cfg := parseConfig(t, e.dir, "  db: {type: fake, storages: [shared], schedule: every 1h, drill: {schedule: every 1h}}",
+		"daemon: {state_dir: ./state, max_parallel: 2}")
+	d := start(t, cfg, e.services(t), opts)
+	idleAt(t, d.Daemon, report.Backup, "db", T.Add(time.Hour))
+	for h := 1; h <= 2; h++ {
+		e.clk.Set(T.Add(time.Duration(h) * time.Hour))
+		idleAt(t, d.Daemon, report.Backup, "db", T.Add(time.Duration(h+1)*time.Hour))
+		idleAt(t, d.Daemon, report.Drill, "db", T.Add(time.Duration(h+1)*time.Hour))
+	}
+	waitFor(t, "reports", func() bool { return len(e.note.Finished()) == 3 })
+	var kinds []string
+	for _, r := range e.note.Finished() {
+		kinds = append(kinds, string(r.Kind)+":"+string(r.Status))
+	}
+	e.note.mu.Lock()
+	started := strings.Join(e.note.started, ",")
+	e.note.mu.Unlock()
+	// Two drills (the daemon tells), one made-up backup failure (the panic).
+	if got := strings.Join(kinds, ","); strings.Count(got, "drill:ok") != 2 || strings.Count(got, "backup:failed") != 1 || started != "drill/db,drill/db" {
+		t.Fatalf("finished %s; started %s", got, started)
+	}
+}

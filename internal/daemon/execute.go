@@ -25,6 +25,8 @@ type result struct {
 	// cancelled: the daemon cancelled the run (shutdown); its slot stays
 	// open so that the next start catches it up.
 	cancelled bool
+	// madeUp: the daemon wrote run itself (the runner did not return one).
+	madeUp bool
 }
 
 // startLocked starts a run of t in its own goroutine.
@@ -43,7 +45,7 @@ func (d *Daemon) startLocked(ctx context.Context, t *task) {
 		defer cancel()
 		res := d.execute(runCtx, t, svc, ttl, slot, extra, started)
 		res.cancelled = runCtx.Err() != nil
-		if res.run != nil && svc.Notifier != nil {
+		if res.run != nil && svc.Notifier != nil && (res.madeUp || !d.runnerNotifies(t.key.Kind)) {
 			d.goBG(func(ctx context.Context) { svc.Notifier.RunFinished(ctx, res.run) })
 		}
 		select {
@@ -61,6 +63,7 @@ func (d *Daemon) execute(ctx context.Context, t *task, svc Services, ttl time.Du
 	fail := func(msg string) result {
 		res.finished = d.opts.Clock.Now()
 		res.run = errorRun(kind, d.opts.Host, source, started, res.finished, msg, "")
+		res.madeUp = true
 		return res
 	}
 	held := ctx
@@ -99,11 +102,11 @@ func (d *Daemon) execute(ctx context.Context, t *task, svc Services, ttl time.Du
 			return res
 		}
 	}
-	if svc.Notifier != nil {
+	if svc.Notifier != nil && !d.runnerNotifies(kind) {
 		svc.Notifier.RunStarted(held, kind, source)
 	}
 	d.log.Info("run started", "job", string(kind), "source", source, "slot", slot.Format(time.RFC3339))
-	res.run = d.call(held, svc.Runner, kind, source, started)
+	res.run, res.madeUp = d.call(held, svc.Runner, kind, source, started)
 	res.finished = d.opts.Clock.Now()
 	if cause := context.Cause(held); errors.Is(cause, lock.ErrLost) {
 		res.run.Warnings = append(res.run.Warnings, "the run was stopped: "+cause.Error())
@@ -112,13 +115,14 @@ func (d *Daemon) execute(ctx context.Context, t *task, svc Services, ttl time.Du
 }
 
 // call invokes the runner, turning a panic or a nil report into a failed
-// run.
-func (d *Daemon) call(ctx context.Context, r Runner, kind report.Kind, source string, started time.Time) (run *report.Run) {
+// run (madeUp).
+func (d *Daemon) call(ctx context.Context, r Runner, kind report.Kind, source string, started time.Time) (run *report.Run, madeUp bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			d.log.Error("run panicked", "job", string(kind), "source", source, "panic", fmt.Sprint(p))
 			run = errorRun(kind, d.opts.Host, source, started, d.opts.Clock.Now(),
 				fmt.Sprintf("internal error: %v (a bug in lifeboat: please report it with the stack trace)", p), string(debug.Stack()))
+			madeUp = true
 		}
 	}()
 	switch kind {
@@ -129,12 +133,16 @@ func (d *Daemon) call(ctx context.Context, r Runner, kind report.Kind, source st
 	case report.Prune:
 		run = r.Prune(ctx, source)
 	default:
-		return errorRun(kind, d.opts.Host, source, started, d.opts.Clock.Now(), "unknown kind of run "+string(kind), "")
+		return errorRun(kind, d.opts.Host, source, started, d.opts.Clock.Now(), "unknown kind of run "+string(kind), ""), true
 	}
 	if run == nil {
-		run = errorRun(kind, d.opts.Host, source, started, d.opts.Clock.Now(), "the runner returned no report", "")
+		return errorRun(kind, d.opts.Host, source, started, d.opts.Clock.Now(), "the runner returned no report", ""), true
 	}
-	return run
+	return run, false
+}
+
+func (d *Daemon) runnerNotifies(kind report.Kind) bool {
+	return d.opts.RunnerNotifies != nil && d.opts.RunnerNotifies(kind)
 }
 
 // finish records a run's end: frees its source, saves the state, feeds the
