@@ -131,13 +131,20 @@ func compile(cfg *config.Config, local *time.Location) (*settings, config.Proble
 		s.sources = append(s.sources, name)
 		add(taskKey{report.Backup, name}, "source "+name, []string{base, "defaults"},
 			src.Schedule, src.Timezone, src.Jitter.D(), src.CatchUpPass)
+		// A drill or prune without its own zone takes the source's.
+		zone := func(tz string) string {
+			if tz == "" {
+				return src.Timezone
+			}
+			return tz
+		}
 		if d := src.Drill; d != nil {
 			add(taskKey{report.Drill, name}, "drill of "+name, []string{base + ".drill", "defaults.drill"},
-				d.Schedule, d.Timezone, d.Jitter.D(), false)
+				d.Schedule, zone(d.Timezone), d.Jitter.D(), false)
 		}
 		if p := src.Prune; p != nil {
 			add(taskKey{report.Prune, name}, "prune of "+name, []string{base + ".prune", "defaults.prune"},
-				p.Schedule, p.Timezone, p.Jitter.D(), false)
+				p.Schedule, zone(p.Timezone), p.Jitter.D(), false)
 		}
 		switch rpo := src.RPO.D(); {
 		case rpo < 0:
