@@ -61,6 +61,8 @@ what it stored, and tells you when something is wrong.` + "\n" + exitStatusHelp,
 		newDrillCommand(app),
 		newStatusCommand(app),
 		newReportCommand(app),
+		newDaemonCommand(app),
+		newScheduleCommand(app),
 		// More commands register here, one line each.
 	} {
 		root.AddCommand(c)
