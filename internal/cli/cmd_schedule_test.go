@@ -169,3 +169,79 @@ func TestScheduleKubernetesParses(t *testing.T) {
 		t.Fatalf("summary CronJob: %+v", last)
 	}
 }
+
+// TestDeployExamples checks the files in deploy/: systemd accepts the units,
+// the Kubernetes manifests parse, and the example config in the ConfigMap is
+// valid and scheduled.
+func TestDeployExamples(t *testing.T) {
+	t.Run("systemd", func(t *testing.T) {
+		analyze := testutil.LookPath(t, "systemd", "systemd-analyze")
+		bin, err := exec.LookPath("true")
+		if err != nil {
+			t.Skip("no true(1)")
+		}
+		dir := t.TempDir()
+		src, err := filepath.Glob("../../deploy/systemd/*")
+		if err != nil || len(src) != 3 {
+			t.Fatalf("deploy/systemd holds %v", src)
+		}
+		var units []string
+		for _, p := range src {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := strings.Replace(filepath.Base(p), "@.", "@app-db.", 1) // instantiate templates
+			b = []byte(strings.ReplaceAll(string(b), "/usr/local/bin/lifeboat", bin))
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			units = append(units, filepath.Join(dir, name))
+		}
+		res, err := exec.Command(analyze, append([]string{"verify"}, units...)...).CombinedOutput()
+		if err != nil || len(strings.TrimSpace(string(res))) > 0 {
+			t.Fatalf("systemd-analyze verify: %v\n%s", err, res)
+		}
+	})
+	t.Run("kubernetes", func(t *testing.T) {
+		var config string
+		kinds := map[string]int{}
+		for _, f := range []string{"cronjob.yaml", "daemon.yaml"} {
+			b, err := os.ReadFile(filepath.Join("../../deploy/kubernetes", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := yaml.NewDecoder(strings.NewReader(string(b)))
+			for {
+				var doc struct {
+					Kind string            `yaml:"kind"`
+					Data map[string]string `yaml:"data"`
+				}
+				err := dec.Decode(&doc)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", f, err)
+				}
+				kinds[doc.Kind]++
+				if doc.Kind == "ConfigMap" {
+					config = doc.Data["lifeboat.yaml"]
+				}
+			}
+		}
+		if kinds["CronJob"] != 1 || kinds["Deployment"] != 1 || kinds["ConfigMap"] != 1 || config == "" {
+			t.Fatalf("manifests hold %v", kinds)
+		}
+		e := newEnv(t)
+		e.vars["PGPASSWORD"], e.vars["AWS_ACCESS_KEY_ID"], e.vars["AWS_SECRET_ACCESS_KEY"] = "x", "y", "z"
+		if err := os.WriteFile(e.path("lifeboat.yaml"), []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.mustRun("validate")
+		if out := e.mustRun("schedule", "--print", "kubernetes"); !strings.Contains(out, "name: lifeboat-backup-app-db") ||
+			!strings.Contains(out, "name: lifeboat-prune-app-db") {
+			t.Fatalf("the example config does not schedule app-db:\n%s", out)
+		}
+	})
+}
