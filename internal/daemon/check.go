@@ -131,9 +131,11 @@ func compile(cfg *config.Config, local *time.Location) (*settings, config.Proble
 		s.sources = append(s.sources, name)
 		add(taskKey{report.Backup, name}, "source "+name, []string{base, "defaults"},
 			src.Schedule, src.Timezone, src.Jitter.D(), src.CatchUpPass)
-		// A drill or prune without its own zone takes the source's.
+		// A drill or prune without its own zone takes the source's (a bad
+		// one is reported once, for the source).
+		_, srcZoneErr := time.LoadLocation(src.Timezone)
 		zone := func(tz string) string {
-			if tz == "" {
+			if tz == "" && srcZoneErr == nil {
 				return src.Timezone
 			}
 			return tz

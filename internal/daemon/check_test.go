@@ -67,3 +67,20 @@ daemon:
 		t.Fatal("New accepted a config with schedule problems")
 	}
 }
+
+func TestDrillAndPruneTakeTheSourceZone(t *testing.T) {
+	dir := t.TempDir()
+	cfg := parseConfig(t, dir, `  db: {type: fake, storages: [shared], schedule: "@daily", timezone: Asia/Tokyo,
+        drill: {schedule: "@weekly"}, prune: {schedule: "@daily", timezone: UTC}}`, "")
+	tasks, ps := Tasks(cfg, time.UTC)
+	if len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	var got []string
+	for _, tk := range tasks {
+		got = append(got, string(tk.Kind)+"="+tk.Schedule.Location().String())
+	}
+	if strings.Join(got, " ") != "backup=Asia/Tokyo drill=Asia/Tokyo prune=UTC" {
+		t.Fatalf("zones: %v", got)
+	}
+}
