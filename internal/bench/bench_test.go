@@ -157,4 +157,6 @@ func BenchmarkPostgresVsPgDump(b *testing.B) {
 	}
 }
 
-func mib(n int64) string { return strings.TrimSuffix(fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)), ".0") }
+func mib(n int64) string {
+	return strings.TrimSuffix(fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)), ".0")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/lifeboat-backup/lifeboat/internal/metrics"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -46,9 +47,6 @@ others still run, and the exit status is non-zero.` + "\n" + exitStatusHelp,
 	return cmd
 }
 
-// writeMetricsFile is set by the metrics wiring; nil means unsupported.
-var writeMetricsFile func(path string, run *report.Run) error
-
 func runBackup(ctx context.Context, opts backupOptions, names []string, app *App) error {
 	s, err := app.loadSetup()
 	if err != nil {
@@ -79,10 +77,7 @@ func runBackup(ctx context.Context, opts backupOptions, names []string, app *App
 	}
 	run := s.BackupRun(ctx, names, opts.tags)
 	if opts.metricsFile != "" {
-		if writeMetricsFile == nil {
-			return &UserError{Msg: "--metrics-file is not supported by this build"}
-		}
-		if err := writeMetricsFile(opts.metricsFile, run); err != nil {
+		if err := metrics.WriteTextfile(opts.metricsFile, run); err != nil {
 			app.Logger().Error("write metrics file", "err", err)
 		}
 	}

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"time"
+
+	"github.com/lifeboat-backup/lifeboat/internal/daemon"
 	"github.com/spf13/cobra"
 )
 
@@ -18,6 +21,10 @@ writes nothing. Secrets referenced as ${env:...} or ${file:...} must resolve.`,
 			s, err := app.loadSetup()
 			if err != nil {
 				return err
+			}
+			// Schedules, time zones and daemon settings.
+			if ps := daemon.Check(s.Cfg, time.Local); len(ps) > 0 {
+				return ps
 			}
 			app.Printf("%s is valid: %d source(s), %d storage(s).\n", s.Cfg.File, len(s.Cfg.SourceNames), len(s.Cfg.StorageNames))
 			return nil

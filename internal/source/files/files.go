@@ -282,7 +282,9 @@ func (st *dumpState) file(abs, rel string, fi fs.FileInfo) error {
 	if err := st.header(abs, rel, fi, ""); err != nil {
 		return err
 	}
-	n, err := io.CopyBuffer(st.tw, io.LimitReader(f, fi.Size()), st.buf)
+	// Check for cancellation while reading: a large file that compresses to
+	// almost nothing rarely blocks on the pipe, so it would not notice.
+	n, err := io.CopyBuffer(st.tw, ctxReader{st.ctx, io.LimitReader(f, fi.Size())}, st.buf)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", abs, err)
 	}
@@ -304,4 +306,16 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,5 +134,31 @@ func TestDumpRoundTripKeepsMetadata(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "up/x.tmp")); err == nil {
 		t.Fatal("excluded file restored")
+	}
+}
+
+// Cancelling stops a dump inside a large file, even one whose data (zeros)
+// would never block on the output.
+func TestDumpStopsInsideLargeFile(t *testing.T) {
+	root := t.TempDir()
+	f, err := os.Create(filepath.Join(root, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(1 << 40) // 1 TiB of holes
+	f.Close()
+	s, _ := New(&Config{Paths: []string{root}}, source.Deps{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Dump(ctx, io.Discard, &source.Meta{}) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("cancelled dump returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("dump did not stop within 5s of cancellation")
 	}
 }
