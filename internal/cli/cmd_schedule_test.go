@@ -72,10 +72,7 @@ func TestScheduleSystemdVerify(t *testing.T) {
 	analyze := testutil.LookPath(t, "systemd", "systemd-analyze")
 	e := newEnv(t)
 	e.writeConfig(scheduledConfig)
-	bin, err := exec.LookPath("true")
-	if err != nil {
-		t.Skip("no true(1)")
-	}
+	bin := testutil.LookPath(t, "systemd", "true")
 	out := e.mustRun("schedule", "--print", "systemd", "--binary", bin)
 	dir := t.TempDir()
 	var files []string
@@ -89,6 +86,7 @@ func TestScheduleSystemdVerify(t *testing.T) {
 			}
 			p := filepath.Join(dir, strings.TrimSuffix(name, " <=="))
 			files = append(files, p)
+			var err error
 			if cur, err = os.Create(p); err != nil {
 				t.Fatal(err)
 			}
@@ -176,10 +174,7 @@ func TestScheduleKubernetesParses(t *testing.T) {
 func TestDeployExamples(t *testing.T) {
 	t.Run("systemd", func(t *testing.T) {
 		analyze := testutil.LookPath(t, "systemd", "systemd-analyze")
-		bin, err := exec.LookPath("true")
-		if err != nil {
-			t.Skip("no true(1)")
-		}
+		bin := testutil.LookPath(t, "systemd", "true")
 		dir := t.TempDir()
 		src, err := filepath.Glob("../../deploy/systemd/*")
 		if err != nil || len(src) != 3 {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"errors"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -309,7 +310,7 @@ func TestFindTool(t *testing.T) {
 	// With Debian's pg_wrapper on PATH the real, newest binary is used.
 	p, err := findTool("pg_dump", "")
 	if err != nil {
-		t.Skipf("no pg_dump on PATH: %v", err)
+		testutil.Missing(t, "pg", "no pg_dump on PATH: "+err.Error())
 	}
 	if real, _ := filepath.EvalSymlinks(p); filepath.Base(real) == "pg_wrapper" {
 		t.Errorf("findTool returned pg_wrapper %s", p)
