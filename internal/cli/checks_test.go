@@ -4,7 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lifeboat-backup/lifeboat/internal/daemon"
+	"github.com/lifeboat-backup/lifeboat/internal/lock"
 	"github.com/lifeboat-backup/lifeboat/internal/source/sqlite"
+	"github.com/lifeboat-backup/lifeboat/internal/storage/local"
 )
 
 // A backup that shrank, or a table that lost rows, is committed but marked
@@ -42,5 +45,34 @@ func TestChecksFlagSuspect(t *testing.T) {
 	out = e.mustRun("restore", "app-db", "--to", e.path("r.db"))
 	if !strings.Contains(out, ls[0].ID) {
 		t.Fatalf("restore did not pick the good backup %s:\n%s", ls[0].ID, out)
+	}
+}
+
+// A manual backup never overlaps another run of the same source (the
+// daemon's, another host's): it says who holds the lock and runs nothing.
+func TestBackupRespectsLock(t *testing.T) {
+	e := newEnv(t)
+	st, err := local.New("here", e.path("backups"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := lock.Acquire(t.Context(), st, "app-db", lock.Options{Clock: daemon.SystemClock{}, Host: "other-host", PID: 4242, Purpose: "backup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("backup", "app-db")
+	if r.code == 0 || !strings.Contains(r.stdout, "other-host (pid 4242") {
+		t.Fatalf("backup while locked: exit %d\n%s", r.code, r.stdout)
+	}
+	if n := len(e.list("app-db")); n != 0 {
+		t.Fatalf("%d backups made while the source was locked", n)
+	}
+	if err := lk.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("backup", "app-db")
+	e.mustRun("backup", "app-db") // its own lock was released
+	if n := len(e.list("app-db")); n != 2 {
+		t.Fatalf("%d backups, want 2", n)
 	}
 }

@@ -1,9 +1,15 @@
 package cli
 
 import (
+	"errors"
+	"os"
+	"time"
+
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/lifeboat-backup/lifeboat/internal/daemon"
+	"github.com/lifeboat-backup/lifeboat/internal/lock"
 	"github.com/lifeboat-backup/lifeboat/internal/metrics"
 	"strings"
 
@@ -75,7 +81,7 @@ func runBackup(ctx context.Context, opts backupOptions, names []string, app *App
 		}
 		return nil
 	}
-	run := s.BackupRun(ctx, names, opts.tags)
+	run := s.backupRun(ctx, names, opts.tags, true)
 	if opts.metricsFile != "" {
 		if err := metrics.WriteTextfile(opts.metricsFile, run); err != nil {
 			app.Logger().Error("write metrics file", "err", err)
@@ -91,8 +97,16 @@ func runBackup(ctx context.Context, opts backupOptions, names []string, app *App
 }
 
 // BackupRun backs up the named sources one after another and returns the run
-// report. It is what the daemon and `lifeboat backup` both call.
+// report. The daemon calls it holding each source's lock; `lifeboat backup`
+// calls backupRun with locking on.
 func (s *Setup) BackupRun(ctx context.Context, names, tags []string) *report.Run {
+	return s.backupRun(ctx, names, tags, false)
+}
+
+// backupRun is BackupRun; with lockSources it first takes each source's lock
+// (the one the daemon takes, on the source's first storage), so a manual or
+// cron run never overlaps the daemon's, or another host's, run of the source.
+func (s *Setup) backupRun(ctx context.Context, names, tags []string, lockSources bool) *report.Run {
 	runner := s.Runner()
 	run := &report.Run{ID: catalog.NewID(), Kind: report.Backup, Host: s.App.Hostname, Started: s.App.Now()}
 	d := s.notifier()
@@ -101,8 +115,19 @@ func (s *Setup) BackupRun(ctx context.Context, names, tags []string) *report.Run
 			run.Items = append(run.Items, report.Item{Source: n, Status: report.Skipped, Error: "interrupted"})
 			continue
 		}
-		d.RunStarted(ctx, report.Backup, n)
-		run.Items = append(run.Items, s.backupSource(ctx, runner, n, tags)...)
+		if !lockSources {
+			d.RunStarted(ctx, report.Backup, n)
+			run.Items = append(run.Items, s.backupSource(ctx, runner, n, tags)...)
+			continue
+		}
+		items, err := s.withLock(ctx, n, "backup", func(ctx context.Context) []report.Item {
+			d.RunStarted(ctx, report.Backup, n)
+			return s.backupSource(ctx, runner, n, tags)
+		})
+		if err != nil {
+			items = []report.Item{{Source: n, Status: report.Failed, Started: s.App.Now(), Finished: s.App.Now(), Error: err.Error()}}
+		}
+		run.Items = append(run.Items, items...)
 	}
 	if s.progress != nil {
 		s.progress.done()
@@ -209,4 +234,35 @@ func runErr(ctx context.Context, run *report.Run) error {
 		return &UserError{Msg: "backup stored but suspect: " + strings.Join(failed, ", "), Hint: "a backup-time check failed; look at the data before trusting this backup", Code: ExitFailed}
 	}
 	return nil
+}
+
+// withLock runs fn holding the source's lock on its first storage. When
+// another process or host holds it, fn does not run and the error says who.
+func (s *Setup) withLock(ctx context.Context, name, purpose string, fn func(context.Context) []report.Item) ([]report.Item, error) {
+	sc, err := s.SourceConfig(name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.Storage(ctx, sc.Storages[0])
+	if err != nil {
+		return nil, err
+	}
+	lk, err := lock.Acquire(ctx, st, name, lock.Options{Clock: daemon.SystemClock{}, TTL: s.Cfg.Daemon.LockTTL.D(),
+		Host: s.App.Hostname, PID: os.Getpid(), Purpose: purpose, Logger: s.App.Logger()})
+	var he *lock.HeldError
+	if errors.As(err, &he) {
+		return nil, fmt.Errorf("not run: %s is being worked on by %s since %s; try again when it is done",
+			name, he.Owner, he.Owner.Acquired.UTC().Format(time.RFC3339))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock %s in storage %s: %w", name, st.Name(), err)
+	}
+	held, stop := lk.Keep(ctx)
+	defer func() {
+		stop()
+		if err := lk.Release(context.WithoutCancel(ctx)); err != nil {
+			s.App.Logger().Warn("cannot release lock; it expires on its own", "source", name, "err", err)
+		}
+	}()
+	return fn(held), nil
 }

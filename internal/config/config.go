@@ -275,6 +275,11 @@ func decodeEntry(c *collector, kv *ast.MappingValueNode, what string, types map[
 			"%s name %q is not allowed", what, name)
 		return "", nil
 	}
+	if what == "source" && name == "locks" {
+		// Sources are stored under NAME/; locks/ holds the run locks.
+		c.node(kv.Key, "choose another name", "source name %q is reserved", name)
+		return "", nil
+	}
 	m, ok := kv.Value.(*ast.MappingNode)
 	if !ok {
 		c.node(kv.Value, "", "%s %q: expected a mapping of settings with at least `type:`", what, name)
