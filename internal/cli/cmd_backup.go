@@ -248,7 +248,7 @@ func (s *Setup) withLock(ctx context.Context, name, purpose string, fn func(cont
 		return nil, err
 	}
 	lk, err := lock.Acquire(ctx, st, name, lock.Options{Clock: daemon.SystemClock{}, TTL: s.Cfg.Daemon.LockTTL.D(),
-		Host: s.App.Hostname, PID: os.Getpid(), Purpose: purpose, Logger: s.App.Logger()})
+		Host: s.App.Hostname, PID: os.Getpid(), Purpose: purpose, Logger: s.App.Logger(), Dead: lock.DeadOnHost(s.App.Hostname)})
 	var he *lock.HeldError
 	if errors.As(err, &he) {
 		return nil, fmt.Errorf("not run: %s is being worked on by %s since %s; try again when it is done",

@@ -73,7 +73,7 @@ func (d *Daemon) execute(ctx context.Context, t *task, svc Services, ttl time.Du
 			return fail(fmt.Sprintf("cannot lock %s: %v", source, err))
 		}
 		lk, err := lock.Acquire(ctx, st, source, lock.Options{Clock: d.opts.Clock, TTL: ttl,
-			Host: d.opts.Host, PID: d.opts.PID, Purpose: string(kind), Logger: d.log})
+			Host: d.opts.Host, PID: d.opts.PID, Purpose: string(kind), Logger: d.log, Dead: lock.DeadOnHost(d.opts.Host)})
 		var he *lock.HeldError
 		switch {
 		case errors.As(err, &he):

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/internal/storage"
@@ -42,6 +43,22 @@ type Options struct {
 	// Purpose says what the holder does ("backup", "prune"), for messages.
 	Purpose string
 	Logger  *slog.Logger // nil discards
+	// Dead, when set, reports holders known to be gone (a process of this
+	// host that no longer exists, see [DeadOnHost]); their lock is taken
+	// over at once instead of after it expires.
+	Dead func(Owner) bool
+}
+
+// DeadOnHost returns a Dead function for Options: a holder on host whose
+// process no longer exists is dead. A reused PID makes a dead holder look
+// alive, which only means waiting for the lock to expire.
+func DeadOnHost(host string) func(Owner) bool {
+	return func(o Owner) bool {
+		if o.Host != host || o.PID <= 0 {
+			return false
+		}
+		return errors.Is(syscall.Kill(o.PID, 0), syscall.ESRCH)
+	}
 }
 
 // Owner is the content of a lock generation.
@@ -143,6 +160,8 @@ func Acquire(ctx context.Context, st storage.Storage, name string, opts Options)
 				l.owner, l.gen = o, cur
 				l.cleanup(ctx, gens)
 				return l, nil
+			case !o.Released && l.opts.Dead != nil && l.opts.Dead(o):
+				l.log().Warn("taking over the lock of a process that is gone", "key", key(name, cur), "holder", o.String())
 			case !o.Released && l.opts.Clock.Now().Before(o.Expires):
 				return nil, &HeldError{Name: name, Owner: o}
 			case !o.Released:

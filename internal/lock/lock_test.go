@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -505,3 +507,36 @@ func TestRenewReplyLost(t *testing.T) {
 		})
 	}
 }
+
+// A lock whose holder on this host is gone (killed) is taken over at once;
+// one whose holder is alive, or on another host, is not.
+func TestDeadHolderTakenOver(t *testing.T) {
+	st, err := local.New("shared", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := newFakeClock()
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	if _, err := Acquire(t.Context(), st, "db", Options{Clock: clock, Host: "h1", PID: pid, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Clock: clock, Host: "h1", PID: os.Getpid(), TTL: time.Hour, Dead: DeadOnHost("h1")}
+	if _, err := Acquire(t.Context(), st, "db", opts); !errors.Is(err, ErrHeld) {
+		t.Fatalf("lock of a live holder taken: %v", err)
+	}
+	other := opts
+	other.Dead = DeadOnHost("h2")
+	cmd.Process.Kill()
+	cmd.Wait()
+	if _, err := Acquire(t.Context(), st, "db", other); !errors.Is(err, ErrHeld) {
+		t.Fatalf("lock of another host's holder taken: %v", err)
+	}
+	if _, err := Acquire(t.Context(), st, "db", opts); err != nil {
+		t.Fatalf("lock of a dead holder not taken over: %v", err)
+	}
+}
+
