@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path"
@@ -319,4 +320,43 @@ func TestVerifyWithoutIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = filepath.Join
+}
+
+// verify's outcome is recorded and `status` shows it, failures included.
+func TestStatusShowsLastVerify(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("backup", "app-db")
+	e.mustRun("verify", "app-db")
+	type st struct {
+		Sources []struct {
+			Source     string `json:"source"`
+			LastVerify *struct {
+				OK bool `json:"ok"`
+			} `json:"last_verify"`
+		} `json:"sources"`
+	}
+	read := func() *struct {
+		OK bool `json:"ok"`
+	} {
+		r := e.run("status", "--json", "app-db")
+		var s st
+		if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || len(s.Sources) != 1 {
+			t.Fatalf("status --json: %v\n%s", err, r.stdout)
+		}
+		return s.Sources[0].LastVerify
+	}
+	if v := read(); v == nil || !v.OK {
+		t.Fatalf("status after a good verify: %+v", v)
+	}
+	l := e.list("app-db")[0]
+	p := e.path("backups/app-db/" + l.Artifact)
+	b, _ := os.ReadFile(p)
+	b[len(b)-10] ^= 1
+	os.WriteFile(p, b, 0o600)
+	if r := e.run("verify", "app-db"); r.code == 0 {
+		t.Fatal("verify of a damaged backup passed")
+	}
+	if v := read(); v == nil || v.OK {
+		t.Fatalf("status after a failed verify: %+v", v)
+	}
 }

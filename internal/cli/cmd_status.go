@@ -60,7 +60,7 @@ func runStatus(ctx context.Context, opts statusOptions, names []string, app *App
 		}
 		srcs = append(srcs, status.Source{Name: n, RPO: sc.RPO.D(), RTO: sc.RTO.D(), Storages: sts})
 	}
-	rep, err := status.Collect(ctx, srcs, status.Options{Now: app.Now})
+	rep, err := status.Collect(ctx, srcs, status.Options{Now: app.Now, LastVerify: s.lastVerify()})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/internal/catalog"
+	"github.com/lifeboat-backup/lifeboat/internal/report"
 )
 
 type verifyOptions struct {
@@ -108,8 +109,10 @@ func runVerify(ctx context.Context, opts verifyOptions, what string, app *App) e
 		return nil
 	}
 	runner := s.Runner()
+	run := &report.Run{ID: catalog.NewID(), Kind: report.Verify, Host: app.Hostname, Started: app.Now()}
 	var failed []string
 	noIdentity := false
+	records := map[string]verifyRecord{}
 	for _, e := range es {
 		stages, err := s.DecodeStages(e.Manifest, false)
 		if err != nil {
@@ -118,22 +121,43 @@ func runVerify(ctx context.Context, opts verifyOptions, what string, app *App) e
 		if stages == nil {
 			noIdentity = true
 		}
+		it := report.Item{Source: e.Source, Part: e.Part, BackupID: e.ID, Artifact: e.Artifact, Started: app.Now(),
+			StoredSize: e.StoredSize, Storages: []report.StorageResult{{Storage: e.Storage.Name(), Key: e.Key}}}
 		res, err := runner.Verify(ctx, e, stages)
+		it.Finished = app.Now()
 		label := fmt.Sprintf("%s %s in %s (%s)", e.Source, e.ID, e.Storage.Name(), e.Artifact)
+		k := verifyKey(e.Source, e.Part)
+		rec, seen := records[k]
+		if !seen {
+			rec = verifyRecord{When: app.Now().UTC(), OK: true, Decoded: true}
+		}
+		rec.Checked++
+		rec.BackupID = e.ID // entries are oldest first: the last one is the newest
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			app.Printf("FAILED  %s: %v\n", label, err)
 			failed = append(failed, e.ID+" in "+e.Storage.Name())
-			continue
+			it.Status, it.Error = report.Failed, err.Error()
+			rec.OK = false
+		} else {
+			how := "checksum ok"
+			if res.Decoded {
+				how = fmt.Sprintf("checksum ok, decrypts and decompresses to %s", humanBytes(res.PlainSize))
+			}
+			app.Printf("ok      %s: %s\n", label, how)
+			it.Status = report.OK
+			it.Storages[0].OK = true
 		}
-		how := "checksum ok"
-		if res.Decoded {
-			how = fmt.Sprintf("checksum ok, decrypts and decompresses to %s", humanBytes(res.PlainSize))
-		}
-		app.Printf("ok      %s: %s\n", label, how)
+		rec.Decoded = rec.Decoded && res.Decoded
+		records[k] = rec
+		run.Items = append(run.Items, it)
 	}
+	run.Finished = app.Now()
+	run.Summarize()
+	s.recordVerify(records)
+	s.notifier().RunFinished(context.WithoutCancel(ctx), run)
 	if noIdentity {
 		app.Printf("Note: no identity available, so contents were not decrypted; pass --identity to check them too.\n")
 	}

@@ -176,7 +176,7 @@ func TestCollect(t *testing.T) {
 	out := buf.String()
 	for _, want := range []string{
 		"SOURCE       NEWEST GOOD",
-		"healthy      " + m.ID + " 2026-11-22 01:00      1h59m / 1d   1.1 kB (+10%)  ok 2026-11-22, RTO 42s     ok",
+		"healthy      " + m.ID + " 2026-11-22 01:00      1h59m / 1d   1.1 kB (+10%)  ok 2026-11-22  ok 2026-11-22, RTO 42s     ok",
 		"stale", "OVERDUE", "SUSPECT", "DRILL FAILED", "never        none",
 		"STORAGE  USED", "PROBLEM: pg/blog: overdue",
 	} {

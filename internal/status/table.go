@@ -14,7 +14,7 @@ import (
 // one per storage, then the problems.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SOURCE\tNEWEST GOOD\tAGE / RPO\tSIZE (CHANGE)\tLAST DRILL\tSTATE")
+	fmt.Fprintln(tw, "SOURCE\tNEWEST GOOD\tAGE / RPO\tSIZE (CHANGE)\tLAST VERIFY\tLAST DRILL\tSTATE")
 	for _, s := range r.Sources {
 		good, age, size := "none", "-", "-"
 		if b := s.NewestGood; b != nil {
@@ -39,7 +39,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 				drill += " (over rto)"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name(), good, age, size, drill, state(s))
+		verify := "never"
+		if v := s.LastVerify; v != nil {
+			verify = "FAILED"
+			if v.OK {
+				verify = "ok"
+			}
+			verify += " " + v.When.UTC().Format("2006-01-02")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name(), good, age, size, verify, drill, state(s))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
