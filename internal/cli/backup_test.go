@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lifeboat-backup/lifeboat/internal/demo"
+	agestage "github.com/lifeboat-backup/lifeboat/internal/pipeline/age"
 	"github.com/lifeboat-backup/lifeboat/internal/source/sqlite"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil"
 )
@@ -358,5 +359,40 @@ func TestStatusShowsLastVerify(t *testing.T) {
 	}
 	if v := read(); v == nil || v.OK {
 		t.Fatalf("status after a failed verify: %+v", v)
+	}
+}
+
+// Errors a user can act on come as one clear line and commit nothing.
+func TestActionableErrors(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun("backup", "app-db")
+
+	// Wrong key: says so, writes nothing.
+	other, _, err := agestage.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(e.path("other-key.txt"), []byte(other), 0o600)
+	r := e.run("restore", "app-db", "--to", e.path("x.db"), "--identity", e.path("other-key.txt"))
+	if r.code == 0 || !strings.Contains(r.stderr, "does not match any recipient") {
+		t.Fatalf("restore with the wrong key: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(e.path("x.db")); err == nil {
+		t.Fatal("restore with the wrong key created the target")
+	}
+
+	// Storage not writable (its folder is a file): one line naming it.
+	e2 := newEnv(t)
+	os.WriteFile(e2.path("backups"), []byte("not a folder"), 0o644)
+	r = e2.run("backup", "app-db")
+	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "storage here") {
+		t.Fatalf("backup into an unusable storage: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	// Missing source path: names it.
+	os.Remove(e.path("app.db"))
+	r = e.run("backup", "app-db")
+	if r.code == 0 || !strings.Contains(r.stdout, e.path("app.db")) {
+		t.Fatalf("backup of a missing database does not name it:\n%s", r.stdout)
 	}
 }
