@@ -539,4 +539,3 @@ func TestDeadHolderTakenOver(t *testing.T) {
 		t.Fatalf("lock of a dead holder not taken over: %v", err)
 	}
 }
-
