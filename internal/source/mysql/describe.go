@@ -1,28 +1,33 @@
 package mysql
 
 import (
-	"net/url"
-	"strings"
+	"fmt"
+	"strconv"
 )
 
-// Describe says what the source is, for `lifeboat explain`. It never shows
-// a password.
+// Describe says what the source is, for `lifeboat explain`, reading the
+// config the way a backup does (parseURL, resolved). It never shows a
+// password.
 func (c *Config) Describe(dir string) string {
-	db, where := c.Database, c.Host
-	if u, err := url.Parse(c.URL); err == nil && c.URL != "" {
-		if db == "" {
-			db = strings.TrimPrefix(u.Path, "/")
-		}
-		if where == "" {
-			where = u.Host
-		}
+	u, err := c.parseURL()
+	if err != nil {
+		return "MySQL/MariaDB source (" + err.Error() + ")"
 	}
-	if where == "" {
-		where = "the local server"
+	r := c.resolved(u)
+	where := "the local server's socket"
+	switch {
+	case r.Socket != "":
+		where = "socket " + r.Socket
+	case r.Host != "" && r.Host != "localhost":
+		port := 3306
+		if r.Port != 0 {
+			port = r.Port
+		}
+		where = r.Host + ":" + strconv.Itoa(port)
 	}
-	what := "MySQL/MariaDB database " + db
-	if db == AllDatabases {
+	what := "MySQL/MariaDB database " + r.Database
+	if r.Database == AllDatabases {
 		what = "every MySQL/MariaDB database (one artifact each)"
 	}
-	return what + " on " + where + " (consistent single-transaction dump with routines, triggers and events)"
+	return fmt.Sprintf("%s on %s (consistent single-transaction dump with routines, triggers and events)", what, where)
 }

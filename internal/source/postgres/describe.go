@@ -1,32 +1,19 @@
 package postgres
 
-import (
-	"net/url"
-	"strings"
-)
-
-// Describe says what the source is, for `lifeboat explain`. It never shows
-// a password.
+// Describe says what the source is, for `lifeboat explain`, reading the
+// config the way a backup does (paramsFromConfig). It never shows a password.
 func (c *Config) Describe(dir string) string {
-	db, where := c.Database, c.Host
-	if u, err := url.Parse(c.URL); err == nil && c.URL != "" {
-		if db == "" {
-			db = strings.TrimPrefix(u.Path, "/")
-		}
-		if where == "" {
-			where = u.Host
-		}
+	p, err := paramsFromConfig(c)
+	if err != nil {
+		return "PostgreSQL source (" + err.Error() + ")"
 	}
-	if where == "" {
-		where = "the local server"
-	}
-	what := "PostgreSQL database " + db
-	if db == AllDatabases {
+	what := "PostgreSQL database " + p.db()
+	if c.Database == AllDatabases {
 		what = "every PostgreSQL database (one artifact each, plus roles and tablespaces)"
 	}
 	format := "pg_dump custom format, restorable in parallel"
-	if c.Format == "plain" {
+	if c.format() == "plain" {
 		format = "pg_dump plain SQL"
 	}
-	return what + " on " + where + " (" + format + "; row counts from the same snapshot)"
+	return what + " on " + p.where() + " (" + format + "; row counts from the same snapshot)"
 }
