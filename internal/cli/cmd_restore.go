@@ -133,20 +133,21 @@ func runRestore(ctx context.Context, opts restoreOptions, name string, app *App)
 		return err
 	}
 	if opts.plan {
-		return printPlan(app, s, src, e, opts.to)
+		return printPlan(app, s, src, e, job.RedactTarget(opts.to))
 	}
 	stages, err := s.DecodeStages(e.Manifest, true)
 	if err != nil {
 		return err
 	}
 	runner := s.Runner()
+	shown := job.RedactTarget(opts.to) // never print a password from a URL
 	req := job.Restore{
 		Entry: e, Restorer: rs, Stages: stages, Target: opts.to, Force: opts.force, Protected: protectedTargets(s, sc.Protected),
 		Confirm: func(info source.TargetInfo, reasons []string) error {
-			return confirmOverwrite(app, name, opts.to, reasons)
+			return confirmOverwrite(app, name, shown, reasons)
 		},
 		SafetyBackup: func(ctx context.Context, snap source.Source) (string, error) {
-			app.Printf("Taking a safety backup of %s before overwriting it...\n", opts.to)
+			app.Printf("Taking a safety backup of %s before overwriting it...\n", shown)
 			sts, err := s.SourceStorages(ctx, sc)
 			if err != nil {
 				return "", err
@@ -160,7 +161,7 @@ func runRestore(ctx context.Context, opts restoreOptions, name string, app *App)
 		},
 	}
 	app.Printf("Restoring %s backup %s (%s, taken %s) from %s into %s\n", name, e.ID, humanBytes(e.StoredSize),
-		e.Started.UTC().Format("2006-01-02 15:04:05 UTC"), e.Storage.Name(), opts.to)
+		e.Started.UTC().Format("2006-01-02 15:04:05 UTC"), e.Storage.Name(), shown)
 	it, err := runner.Restore(ctx, req)
 	if s.progress != nil {
 		s.progress.done()
@@ -173,11 +174,11 @@ func runRestore(ctx context.Context, opts restoreOptions, name string, app *App)
 			return &UserError{Msg: re.Error(), Hint: re.Hint, Code: ExitFailed}
 		}
 		if ctx.Err() != nil {
-			return &UserError{Msg: "restore interrupted; " + opts.to + " may be incomplete", Code: ExitInterrupted}
+			return &UserError{Msg: "restore interrupted; " + shown + " may be incomplete", Code: ExitInterrupted}
 		}
 		return &UserError{Msg: "restore failed", Err: err, Hint: "try another backup with --id, or another copy with --storage"}
 	}
-	app.Printf("Restored %s into %s in %s.\n", name, opts.to, it.Finished.Sub(it.Started).Round(1e7))
+	app.Printf("Restored %s into %s in %s.\n", name, shown, it.Finished.Sub(it.Started).Round(1e7))
 	return nil
 }
 

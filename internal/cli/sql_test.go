@@ -56,6 +56,18 @@ sources:
 		}
 	}
 
+	// A password in the target URL is used but never shown.
+	withPw := srv.UserURL(pgtest.Superuser, "sekret-pw-42", "shop_pw")
+	for _, args := range [][]string{{"restore", "shop", "--to", withPw}, {"restore", "shop", "--to", withPw, "--plan"}} {
+		r := e.run(args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, "sekret-pw-42") {
+			t.Fatalf("%v printed the target's password:\n%s%s", args, r.stdout, r.stderr)
+		}
+	}
+
 	// Over the source, reached through the unix socket rather than the URL
 	// in the config: refused, nothing changed.
 	r := e.run("restore", "shop", "--to", srv.SocketURL("shop"))
